@@ -1,0 +1,56 @@
+"""TinyTorch: a small, complete deep-learning framework you build yourself, lesson by lesson.
+
+>>> import tinytorch as tt
+>>> x = tt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+>>> (x ** 2).sum().backward()
+>>> x.grad
+Tensor([2., 4., 6.])
+"""
+
+__version__ = "0.1.0"
+
+from .core.autograd import checkpoint, enable_grad, is_grad_enabled, no_grad
+from .core.random import get_rng_state, manual_seed, set_rng_state
+from .core.tensor import (
+    Tensor,
+    arange,
+    bool_,
+    cat,
+    clip,
+    concatenate,
+    exp,
+    eye,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    int32,
+    int64,
+    log,
+    log_softmax,
+    logsumexp,
+    matmul,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    pad,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    relu,
+    sigmoid,
+    softmax,
+    split,
+    sqrt,
+    stack,
+    tanh,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+from .core.profiling import MemoryProfiler

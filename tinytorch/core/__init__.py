@@ -1,0 +1,1 @@
+"""The framework, one module per lesson (see DESIGN §1)."""

@@ -1,0 +1,195 @@
+"""Which implementation runs each kernel: compiled, reference, or a student's (lesson 13).
+
+Every kernel has one contract, documented in ``tinytorch/_kernels/reference.py``: the NumPy
+reference defines all of them; the compiled Cython modules define the same names faster. Layers
+and ops never import a kernel module; they call ``kernels.<name>(...)`` and this registry decides:
+
+1. a kernel a student registered with :func:`register` wins;
+2. otherwise the active backend's implementation: ``"compiled"`` (the default when the extension
+   modules are built) or ``"reference"``;
+3. a kernel the compiled modules do not define runs on the reference.
+
+``TINYTORCH_KERNELS=reference`` in the environment starts on the reference backend.
+
+>>> from tinytorch.core import kernels
+>>> with kernels.use("reference"):
+...     kernels.backend()
+'reference'
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from tinytorch._kernels import reference
+
+#: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
+COMPILED_MODULES = ("softmax",)
+BACKENDS = ("compiled", "reference")
+ENV_VAR = "TINYTORCH_KERNELS"
+BUILD_COMMAND = 'pip install -e ".[dev]"   (or: python setup.py build_ext --inplace)'
+
+KERNEL_NAMES: tuple[str, ...] = tuple(reference.__all__)
+
+
+class KernelsNotBuiltWarning(UserWarning):
+    """The compiled kernels are missing, so TinyTorch runs on the slower NumPy reference."""
+
+
+def _load_compiled() -> tuple[dict[str, tuple[Callable, str]], list[str]]:
+    """Import the compiled modules; return ({kernel: (function, module name)}, [missing modules])."""
+    table: dict[str, tuple[Callable, str]] = {}
+    missing = []
+    for name in COMPILED_MODULES:
+        qualified = f"tinytorch._kernels.{name}"
+        try:
+            module = importlib.import_module(qualified)
+        except ImportError:
+            missing.append(name)
+            continue
+        for kernel in KERNEL_NAMES:
+            if hasattr(module, kernel):
+                table[kernel] = (getattr(module, kernel), qualified)
+    return table, missing
+
+
+_compiled, _missing = _load_compiled()
+_requested = os.environ.get(ENV_VAR, "").strip().lower()
+if _requested and _requested not in BACKENDS:
+    raise ValueError(f"{ENV_VAR}={_requested!r} is not a kernel backend; expected one of {BACKENDS}")
+if _missing and _requested != "reference":
+    warnings.warn(
+        f"TinyTorch's compiled kernels are not built (missing: {', '.join(_missing)}); "
+        f"running on the NumPy reference. Build them with: {BUILD_COMMAND}",
+        KernelsNotBuiltWarning,
+        stacklevel=2,
+    )
+_active = _requested or ("compiled" if _compiled else "reference")
+_overrides: dict[str, tuple[Callable, str]] = {}
+
+
+def backend() -> str:
+    """The name of the active backend: ``"compiled"`` or ``"reference"``."""
+    return _active
+
+
+def compiled_available() -> bool:
+    """True when at least one compiled kernel module is built and importable."""
+    return bool(_compiled)
+
+
+class _Restore:
+    """Returned by :func:`use` and :func:`register`: the change is already made; ``with`` undoes it on exit."""
+
+    def __init__(self, undo: Callable[[], None]):
+        self._undo = undo
+
+    def __enter__(self) -> "_Restore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._undo()
+
+
+def use(name: str) -> _Restore:
+    """Switch the active backend to ``name`` (``"compiled"`` or ``"reference"``).
+
+    Works as a plain call (the switch stays) and as a context manager (the previous backend comes
+    back on exit). Kernels registered by a student stay in force either way.
+    """
+    global _active
+    if name not in BACKENDS:
+        raise ValueError(f"kernels.use: unknown backend {name!r}; expected one of {BACKENDS}")
+    if name == "compiled" and not _compiled:
+        raise RuntimeError(f"kernels.use('compiled'): the compiled kernels are not built. Build them with: {BUILD_COMMAND}")
+    previous, _active = _active, name
+
+    def undo() -> None:
+        global _active
+        _active = previous
+
+    return _Restore(undo)
+
+
+def _module_from(source: ModuleType | str | os.PathLike) -> ModuleType:
+    if isinstance(source, ModuleType):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"kernels.register: no kernel file at {path}")
+    spec = importlib.util.spec_from_file_location(f"tinytorch_user_kernels_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def register(source: ModuleType | str | os.PathLike, names: list[str] | None = None) -> _Restore:
+    """Make the kernels that ``source`` defines run for the whole framework.
+
+    ``source`` is a module or the path of a ``.py`` file holding some of the functions of
+    ``tinytorch/_kernels/reference.py`` (same names, same arguments). Kernels it does not define
+    keep running on the active backend. ``names`` limits which ones are taken. Returns an object
+    that, used with ``with``, removes the registration on exit.
+    """
+    module = _module_from(source)
+    wanted = names if names is not None else [k for k in KERNEL_NAMES if hasattr(module, k)]
+    unknown = [k for k in wanted if k not in KERNEL_NAMES]
+    if unknown:
+        raise ValueError(f"kernels.register: {unknown} are not kernels; known kernels: {', '.join(KERNEL_NAMES)}")
+    absent = [k for k in wanted if not callable(getattr(module, k, None))]
+    if absent:
+        raise ValueError(f"kernels.register: {module.__name__} does not define {absent}")
+    if not wanted:
+        raise ValueError(f"kernels.register: {module.__name__} defines none of the kernels ({', '.join(KERNEL_NAMES)})")
+    origin = getattr(module, "__file__", None) or module.__name__
+    previous = {k: _overrides.get(k) for k in wanted}
+    for k in wanted:
+        _overrides[k] = (getattr(module, k), f"registered ({origin})")
+
+    def undo() -> None:
+        for k, old in previous.items():
+            if old is None:
+                _overrides.pop(k, None)
+            else:
+                _overrides[k] = old
+
+    return _Restore(undo)
+
+
+def unregister(names: list[str] | None = None) -> None:
+    """Remove registered kernels (all of them when ``names`` is None)."""
+    for k in list(_overrides) if names is None else names:
+        _overrides.pop(k, None)
+
+
+def _resolve(name: str) -> tuple[Callable, str]:
+    if name in _overrides:
+        return _overrides[name]
+    if _active == "compiled" and name in _compiled:
+        return _compiled[name]
+    return getattr(reference, name), "reference"
+
+
+def describe() -> dict[str, str]:
+    """For each kernel, which implementation a call runs now (``"reference"``, a compiled module, or a registered file)."""
+    return {name: _resolve(name)[1] for name in KERNEL_NAMES}
+
+
+def implementation(name: str) -> Callable:
+    """The function that runs kernel ``name`` now."""
+    if name not in KERNEL_NAMES:
+        raise AttributeError(f"no kernel named {name!r}; known kernels: {', '.join(KERNEL_NAMES)}")
+    return _resolve(name)[0]
+
+
+def __getattr__(name: str) -> Callable:
+    # ``kernels.softmax_forward(x)`` looks the kernel up at call time, so a switch takes effect at once.
+    if name in KERNEL_NAMES:
+        return _resolve(name)[0]
+    raise AttributeError(f"module 'tinytorch.core.kernels' has no attribute {name!r}")
