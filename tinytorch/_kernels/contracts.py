@@ -32,3 +32,98 @@ def same_shape(kernel: str, name: str, x: np.ndarray, expected: tuple[int, ...])
     """Raise unless ``x.shape == expected``."""
     if tuple(x.shape) != tuple(expected):
         raise ValueError(f"{kernel}: {name} has shape {tuple(x.shape)}; expected {tuple(expected)}")
+
+
+def int_pair(kernel: str, name: str, value, minimum: int) -> tuple[int, int]:
+    """Return ``value`` as an ``(h, w)`` pair of Python ints, each at least ``minimum``, or raise naming ``kernel``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{kernel}: {name} must be an (h, w) pair of ints, got {value!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        raise TypeError(f"{kernel}: {name} must be an (h, w) pair of ints, got {value!r}")
+    pair = (int(value[0]), int(value[1]))
+    if min(pair) < minimum:
+        raise ValueError(f"{kernel}: {name} must be at least {minimum} in each direction, got {pair}")
+    return pair
+
+
+def shape_tuple(kernel: str, name: str, value, ndim: int) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``ndim`` non-negative Python ints (an array shape), or raise naming ``kernel``."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else None
+    if shape is None or len(shape) != ndim or not all(isinstance(v, (int, np.integer)) and v >= 0 for v in shape):
+        raise ValueError(f"{kernel}: {name} must be a shape of {ndim} non-negative ints, got {value!r}")
+    return tuple(int(v) for v in shape)
+
+
+def window_output_size(
+    kernel: str, size: tuple[int, int], window: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+) -> tuple[int, int]:
+    """``(Ho, Wo)`` of a sliding window over an ``(H, W)`` plane: ``(H + 2 ph - KH) // sh + 1`` each way.
+
+    Raises naming ``kernel`` when the window is larger than the padded input.
+    """
+    padded = (size[0] + 2 * padding[0], size[1] + 2 * padding[1])
+    if window[0] > padded[0] or window[1] > padded[1]:
+        raise ValueError(
+            f"{kernel}: the {window[0]}x{window[1]} window is larger than the padded input "
+            f"{padded[0]}x{padded[1]} (input {size[0]}x{size[1]}, padding {padding})"
+        )
+    return (padded[0] - window[0]) // stride[0] + 1, (padded[1] - window[1]) // stride[1] + 1
+
+
+def pool_padding(kernel: str, window: tuple[int, int], padding: tuple[int, int]) -> None:
+    """Raise unless ``padding`` is at most half the pooling window (as in PyTorch), so no window is all padding."""
+    if padding[0] > window[0] // 2 or padding[1] > window[1] // 2:
+        raise ValueError(f"{kernel}: padding {padding} must be at most half the {window[0]}x{window[1]} window")
+
+
+def channel_vector(kernel: str, name: str, v, channels: int, dtype) -> np.ndarray:
+    """Return ``v`` as a C-contiguous ``(channels,)`` array of ``dtype``, or raise naming ``kernel``."""
+    v = float_input(kernel, name, v, ndim=1, dtype=dtype)
+    same_shape(kernel, name, v, (channels,))
+    return v
+
+
+def conv2d_inputs(kernel: str, x, weight, stride, padding):
+    """Check a convolution's x (N, C, H, W) and weight (F, C, KH, KW) and its stride and padding.
+
+    Returns ``(x, weight, stride, padding, (Ho, Wo))`` with the arrays C-contiguous.
+    """
+    x = float_input(kernel, "x", x, ndim=4)
+    weight = float_input(kernel, "weight", weight, ndim=4, dtype=x.dtype)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"{kernel}: weight of shape {weight.shape} expects {weight.shape[1]} input channels, "
+            f"but x of shape {x.shape} has {x.shape[1]}"
+        )
+    if min(weight.shape[2:]) < 1:
+        raise ValueError(f"{kernel}: weight of shape {weight.shape} has an empty kernel")
+    stride = int_pair(kernel, "stride", stride, 1)
+    padding = int_pair(kernel, "padding", padding, 0)
+    out_size = window_output_size(kernel, x.shape[2:], weight.shape[2:], stride, padding)
+    return x, weight, stride, padding, out_size
+
+
+def pool_geometry(kernel: str, input_shape, window, stride, padding):
+    """Check a pooling window over an (N, C, H, W) input; returns ``(window, stride, padding, (Ho, Wo))``."""
+    window = int_pair(kernel, "kernel", window, 1)
+    stride = int_pair(kernel, "stride", stride, 1)
+    padding = int_pair(kernel, "padding", padding, 0)
+    pool_padding(kernel, window, padding)
+    return window, stride, padding, window_output_size(kernel, input_shape[2:], window, stride, padding)
+
+
+def argmax_input(kernel: str, argmax, expected: tuple[int, ...]) -> np.ndarray:
+    """Return ``argmax`` as a C-contiguous int64 array of shape ``expected``, or raise naming ``kernel``."""
+    if not isinstance(argmax, np.ndarray) or argmax.dtype != np.int64:
+        kind = argmax.dtype if isinstance(argmax, np.ndarray) else type(argmax).__name__
+        raise TypeError(f"{kernel}: argmax must be an int64 array (from maxpool2d_forward), got {kind}")
+    same_shape(kernel, "argmax", argmax, expected)
+    return np.ascontiguousarray(argmax)
+
+
+def batchnorm_input(kernel: str, x) -> np.ndarray:
+    """Return ``x`` (N, C, ...) C-contiguous, or raise unless it has a channel axis and values to normalise."""
+    x = float_input(kernel, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"{kernel}: x must be (N, C) or (N, C, H, W), got shape {x.shape}")
+    return x

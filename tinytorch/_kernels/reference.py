@@ -10,13 +10,37 @@ results are new arrays of the same dtype unless a docstring says a kernel works 
 
 import numpy as np
 
-from .contracts import float_input, same_shape
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .contracts import (
+    argmax_input,
+    batchnorm_input,
+    channel_vector,
+    conv2d_inputs,
+    float_input,
+    pool_geometry,
+    same_shape,
+    shape_tuple,
+)
 
 __all__ = [
     "softmax_forward",
     "softmax_backward",
     "log_softmax_forward",
     "log_softmax_backward",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "avgpool2d_forward",
+    "avgpool2d_backward",
+    "global_avgpool2d_forward",
+    "global_avgpool2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "batchnorm_forward_train",
+    "batchnorm_forward_eval",
+    "batchnorm_backward",
 ]
 
 
@@ -65,3 +89,262 @@ def log_softmax_backward(y: np.ndarray, grad: np.ndarray) -> np.ndarray:
     grad = float_input("log_softmax_backward", "grad", grad, dtype=y.dtype)
     same_shape("log_softmax_backward", "grad", grad, y.shape)
     return grad - np.exp(y) * grad.sum(axis=-1, keepdims=True)
+
+
+# Convolution, pooling, ReLU and batch normalisation (NCHW). Stride, padding and pooling windows are
+# (h, w) pairs of ints. A "window view" is every (KH, KW) window of the zero- (or -inf-) padded input,
+# stride apart, as a (N, C, Ho, Wo, KH, KW) view without copying: the im2col of the textbooks.
+
+
+def _pad(x: np.ndarray, padding: tuple[int, int], value: float = 0.0) -> np.ndarray:
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _windows(padded: np.ndarray, window: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Every ``window`` of a padded (N, C, Hp, Wp) array, ``stride`` apart: a (N, C, Ho, Wo, KH, KW) view."""
+    return sliding_window_view(padded, window, axis=(2, 3))[:, :, :: stride[0], :: stride[1]]
+
+
+def _col2im(cols: np.ndarray, input_shape: tuple[int, ...], stride, padding) -> np.ndarray:
+    """The adjoint of ``_windows``: add each (N, C, Ho, Wo, KH, KW) window value back where it was read.
+
+    One strided slice-add per kernel offset (i, j), so overlapping windows accumulate; then the
+    padding is cropped off. Returns a new (N, C, H, W) array.
+    """
+    n, c, h, w = input_shape
+    (sh, sw), (ph, pw) = stride, padding
+    ho, wo, kh, kw = cols.shape[2:]
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += cols[..., i, j]
+    return np.ascontiguousarray(padded[:, :, ph : ph + h, pw : pw + w])
+
+
+def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, padding) -> np.ndarray:
+    """2-D convolution (cross-correlation, as in every framework), zero padding, one group.
+
+    x: (N, C, H, W); weight: (F, C, KH, KW); bias: (F,) or None; all one dtype (float32/float64).
+    stride (sh, sw) >= 1 and padding (ph, pw) >= 0 are pairs of ints.
+    Returns out (N, F, Ho, Wo), Ho = (H + 2 ph - KH) // sh + 1 (likewise Wo), with
+    out[n, f, i, j] = bias[f] + sum over c, a, b of weight[f, c, a, b] * xpad[n, c, i sh + a, j sw + b].
+    """
+    x, weight, stride, padding, _ = conv2d_inputs("conv2d_forward", x, weight, stride, padding)
+    cols = _windows(_pad(x, padding), weight.shape[2:], stride)  # (N, C, Ho, Wo, KH, KW)
+    out = np.einsum("nchwab,fcab->nfhw", cols, weight, optimize=True)
+    if bias is not None:
+        out += channel_vector("conv2d_forward", "bias", bias, weight.shape[0], x.dtype)[:, None, None]
+    return np.ascontiguousarray(out)
+
+
+def conv2d_backward(
+    x: np.ndarray,
+    weight: np.ndarray,
+    grad_out: np.ndarray,
+    stride,
+    padding,
+    need_input_grad: bool = True,
+    need_bias_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`conv2d_forward`.
+
+    x, weight, stride, padding: as given to the forward; grad_out: dL/dout, (N, F, Ho, Wo), same dtype.
+    Returns (grad_x (N, C, H, W) or None when ``need_input_grad`` is false, grad_weight (F, C, KH, KW),
+    grad_bias (F,) or None when ``need_bias_grad`` is false).
+    """
+    kernel = "conv2d_backward"
+    x, weight, stride, padding, (ho, wo) = conv2d_inputs(kernel, x, weight, stride, padding)
+    grad_out = float_input(kernel, "grad_out", grad_out, ndim=4, dtype=x.dtype)
+    same_shape(kernel, "grad_out", grad_out, (x.shape[0], weight.shape[0], ho, wo))
+    cols = _windows(_pad(x, padding), weight.shape[2:], stride)  # (N, C, Ho, Wo, KH, KW)
+    grad_weight = np.einsum("nfhw,nchwab->fcab", grad_out, cols, optimize=True)
+    grad_bias = grad_out.sum(axis=(0, 2, 3)) if need_bias_grad else None
+    grad_x = None
+    if need_input_grad:
+        grad_cols = np.einsum("nfhw,fcab->nchwab", grad_out, weight, optimize=True)
+        grad_x = _col2im(grad_cols, x.shape, stride, padding)
+    return grad_x, np.ascontiguousarray(grad_weight), grad_bias
+
+
+def maxpool2d_forward(x: np.ndarray, kernel, stride, padding) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling over (KH, KW) windows, ``stride`` apart; padding counts as -inf.
+
+    x: (N, C, H, W) float32/float64; kernel, stride (>= 1) and padding (0 .. kernel // 2) are pairs of ints.
+    Returns (out (N, C, Ho, Wo), argmax (N, C, Ho, Wo) int64), Ho = (H + 2 ph - KH) // sh + 1, where
+    argmax is the flat index row * W + col, into the input's H*W plane, of the first maximum of each
+    window in row-major order (a NaN counts as the maximum).
+    """
+    x = float_input("maxpool2d_forward", "x", x, ndim=4)
+    window, stride, padding, (ho, wo) = pool_geometry("maxpool2d_forward", x.shape, kernel, stride, padding)
+    n, c, h, w = x.shape
+    kh, kw = window
+    cols = _windows(_pad(x, padding, -np.inf), window, stride).reshape(n, c, ho, wo, kh * kw)
+    best = cols.argmax(axis=-1)  # position inside each window, row-major
+    out = np.take_along_axis(cols, best[..., None], axis=-1)[..., 0]
+    rows = np.arange(ho)[:, None] * stride[0] - padding[0] + best // kw
+    columns = np.arange(wo) * stride[1] - padding[1] + best % kw
+    return out, (rows * w + columns).astype(np.int64)
+
+
+def maxpool2d_backward(grad_out: np.ndarray, argmax: np.ndarray, input_shape) -> np.ndarray:
+    """Gradient of :func:`maxpool2d_forward`: each output's gradient goes to the input element it took.
+
+    grad_out: (N, C, Ho, Wo) float32/float64; argmax: the forward's (N, C, Ho, Wo) int64 indices;
+    input_shape: (N, C, H, W). Returns grad_x of ``input_shape``; where windows overlap, an input
+    element that was the maximum of several windows receives the sum of their gradients.
+    """
+    kernel = "maxpool2d_backward"
+    grad_out = float_input(kernel, "grad_out", grad_out, ndim=4)
+    n, c, h, w = shape_tuple(kernel, "input_shape", input_shape, 4)
+    same_shape(kernel, "grad_out", grad_out, (n, c) + grad_out.shape[2:])
+    argmax = argmax_input(kernel, argmax, grad_out.shape)
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
+        raise ValueError(f"{kernel}: argmax holds indices outside the {h}x{w} input plane")
+    plane_start = np.arange(n * c).reshape(n, c, 1, 1) * (h * w)
+    # bincount sums the gradients of repeated indices (overlapping windows), like a scatter-add.
+    flat = np.bincount((argmax + plane_start).ravel(), weights=grad_out.ravel(), minlength=n * c * h * w)
+    return flat.reshape(n, c, h, w).astype(grad_out.dtype)
+
+
+def avgpool2d_forward(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """Average pooling over (KH, KW) windows, ``stride`` apart, zero padding counted in the average.
+
+    x: (N, C, H, W) float32/float64; kernel, stride (>= 1) and padding (0 .. kernel // 2) are pairs of ints.
+    Returns out (N, C, Ho, Wo): each window's sum divided by KH * KW (PyTorch's count_include_pad=True).
+    """
+    x = float_input("avgpool2d_forward", "x", x, ndim=4)
+    window, stride, padding, _ = pool_geometry("avgpool2d_forward", x.shape, kernel, stride, padding)
+    cols = _windows(_pad(x, padding), window, stride)  # (N, C, Ho, Wo, KH, KW)
+    return cols.sum(axis=(4, 5)) / (window[0] * window[1])
+
+
+def avgpool2d_backward(grad_out: np.ndarray, input_shape, kernel, stride, padding) -> np.ndarray:
+    """Gradient of :func:`avgpool2d_forward`: each output's gradient, divided by KH * KW, goes to every
+    input element of its window (padding's share is dropped).
+
+    grad_out: (N, C, Ho, Wo) float32/float64; input_shape: (N, C, H, W); kernel, stride, padding as in
+    the forward. Returns grad_x of ``input_shape``.
+    """
+    name = "avgpool2d_backward"
+    grad_out = float_input(name, "grad_out", grad_out, ndim=4)
+    input_shape = shape_tuple(name, "input_shape", input_shape, 4)
+    window, stride, padding, (ho, wo) = pool_geometry(name, input_shape, kernel, stride, padding)
+    same_shape(name, "grad_out", grad_out, input_shape[:2] + (ho, wo))
+    share = grad_out / (window[0] * window[1])
+    return _col2im(np.broadcast_to(share[..., None, None], share.shape + window), input_shape, stride, padding)
+
+
+def global_avgpool2d_forward(x: np.ndarray) -> np.ndarray:
+    """Average of each (H, W) plane. x: (N, C, H, W) float32/float64 with H, W >= 1. Returns (N, C)."""
+    x = float_input("global_avgpool2d_forward", "x", x, ndim=4)
+    if x.shape[2] * x.shape[3] == 0:
+        raise ValueError(f"global_avgpool2d_forward: x of shape {x.shape} has empty planes")
+    return x.mean(axis=(2, 3))
+
+
+def global_avgpool2d_backward(grad_out: np.ndarray, input_shape) -> np.ndarray:
+    """Gradient of :func:`global_avgpool2d_forward`: grad_out[n, c] / (H * W) on every element of plane (n, c).
+
+    grad_out: (N, C) float32/float64; input_shape: (N, C, H, W). Returns grad_x of ``input_shape``.
+    """
+    grad_out = float_input("global_avgpool2d_backward", "grad_out", grad_out, ndim=2)
+    n, c, h, w = shape_tuple("global_avgpool2d_backward", "input_shape", input_shape, 4)
+    same_shape("global_avgpool2d_backward", "grad_out", grad_out, (n, c))
+    return np.broadcast_to(grad_out[:, :, None, None] / (h * w), (n, c, h, w)).copy()
+
+
+def relu_forward(x: np.ndarray) -> np.ndarray:
+    """ReLU: y = max(x, 0) elementwise (NaN stays NaN). x: any shape, float32/float64. Returns y, same shape."""
+    x = float_input("relu_forward", "x", x)
+    return np.maximum(x, 0)
+
+
+def relu_backward(y: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Gradient of ReLU from its output: dx = grad where y > 0, else 0.
+
+    y: the forward result; grad: dL/dy, same shape and dtype. Returns dx, same shape.
+    """
+    y = float_input("relu_backward", "y", y)
+    grad = float_input("relu_backward", "grad", grad, dtype=y.dtype)
+    same_shape("relu_backward", "grad", grad, y.shape)
+    return np.where(y > 0, grad, 0).astype(y.dtype, copy=False)
+
+
+def _channel_axes(x: np.ndarray) -> tuple[int, ...]:
+    """Every axis but the channel axis 1: the axes batch normalisation averages over."""
+    return (0, *range(2, x.ndim))
+
+
+def _per_channel(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A (C,) vector shaped to broadcast along axis 1 of ``x``: (C,) for (N, C), (C, 1, 1) for (N, C, H, W)."""
+    return v.reshape((-1,) + (1,) * (x.ndim - 2))
+
+
+def batchnorm_forward_train(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalisation with the batch's own statistics (training mode).
+
+    x: (N, C) or (N, C, H, W) float32/float64 (any (N, C, ...) works); gamma, beta: (C,), same dtype;
+    eps > 0. Statistics are per channel over every axis but 1 (M = N*H*W values each):
+    mean = average of x, var = average of (x - mean)^2 (biased, as PyTorch normalises with),
+    invstd = 1 / sqrt(var + eps). Returns (y = (x - mean) * invstd * gamma + beta, same shape as x;
+    mean (C,); invstd (C,)). The running statistics are the layer's business, not the kernel's.
+    """
+    name = "batchnorm_forward_train"
+    x = batchnorm_input(name, x)
+    gamma = channel_vector(name, "gamma", gamma, x.shape[1], x.dtype)
+    beta = channel_vector(name, "beta", beta, x.shape[1], x.dtype)
+    if x.size == 0:
+        raise ValueError(f"{name}: x of shape {x.shape} has no values to take statistics of")
+    axes = _channel_axes(x)
+    mean = x.mean(axis=axes)
+    invstd = (1 / np.sqrt(x.var(axis=axes) + eps)).astype(x.dtype)
+    y = (x - _per_channel(mean, x)) * _per_channel(invstd * gamma, x) + _per_channel(beta, x)
+    return y, mean, invstd
+
+
+def batchnorm_forward_eval(
+    x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+) -> np.ndarray:
+    """Batch normalisation with fixed statistics (evaluation mode).
+
+    x: (N, C, ...) float32/float64; running_mean, running_var, gamma, beta: (C,), same dtype.
+    Returns y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta, same shape as x.
+    """
+    name = "batchnorm_forward_eval"
+    x = batchnorm_input(name, x)
+    mean, var, gamma, beta = (
+        channel_vector(name, label, v, x.shape[1], x.dtype)
+        for label, v in (("running_mean", running_mean), ("running_var", running_var), ("gamma", gamma), ("beta", beta))
+    )
+    scale = gamma / np.sqrt(var + eps)
+    return x * _per_channel(scale, x) + _per_channel(beta - mean * scale, x)
+
+
+def batchnorm_backward(
+    grad: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`batchnorm_forward_train` (the batch statistics depend on x too).
+
+    grad: dL/dy, shape of x; x: the forward's input; mean, invstd: its (C,) results; gamma: (C,).
+    With xhat = (x - mean) * invstd and M values per channel:
+    dbeta = sum of grad, dgamma = sum of grad * xhat (per channel, over every axis but 1),
+    dx = gamma * invstd / M * (M * grad - dbeta - xhat * dgamma). Returns (dx, dgamma, dbeta).
+    """
+    name = "batchnorm_backward"
+    x = batchnorm_input(name, x)
+    grad = float_input(name, "grad", grad, dtype=x.dtype)
+    same_shape(name, "grad", grad, x.shape)
+    mean, invstd, gamma = (
+        channel_vector(name, label, v, x.shape[1], x.dtype)
+        for label, v in (("mean", mean), ("invstd", invstd), ("gamma", gamma))
+    )
+    axes = _channel_axes(x)
+    count = x.size // x.shape[1]
+    xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    dbeta = grad.sum(axis=axes)
+    dgamma = (grad * xhat).sum(axis=axes)
+    dx = _per_channel(gamma * invstd / count, x) * (count * grad - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
+    return dx, dgamma, dbeta
