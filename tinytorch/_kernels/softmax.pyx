@@ -9,14 +9,17 @@ import numpy as np
 from cython.parallel cimport prange
 cimport cython
 from cython cimport floating
-from libc.math cimport exp, expf, log, logf
+from libc.math cimport exp, log, logf
+
+from .fastexp cimport tt_expf
+from .loops cimport sum_of, sum_of_centred_products
 
 from .contracts import float_input, same_shape
 
 
 cdef inline floating _exp(floating v) noexcept nogil:
     if floating is float:
-        return expf(v)
+        return tt_expf(v)
     else:
         return exp(v)
 
@@ -34,25 +37,27 @@ cdef inline floating _log(floating v) noexcept nogil:
 cdef void _softmax_rows(floating[:, ::1] x, floating[:, ::1] y, bint take_log) noexcept nogil:
     cdef Py_ssize_t rows = x.shape[0], n = x.shape[1], i, j
     cdef floating m, total
+    cdef floating* xr
+    cdef floating* yr
     for i in prange(rows, schedule="static"):
-        m = x[i, 0]
+        xr = &x[i, 0]
+        yr = &y[i, 0]
+        m = xr[0]
         for j in range(1, n):
-            if x[i, j] > m:
-                m = x[i, j]
-        total = 0
+            if xr[j] > m:
+                m = xr[j]
+        # exp into the output row first (a loop the compiler vectorises), then sum it.
+        for j in range(n):
+            yr[j] = _exp(xr[j] - m)
+        total = <floating>sum_of(yr, n)
         if take_log:
-            for j in range(n):
-                total = total + _exp(x[i, j] - m)
             total = _log(total) + m
             for j in range(n):
-                y[i, j] = x[i, j] - total
+                yr[j] = xr[j] - total
         else:
-            for j in range(n):
-                y[i, j] = _exp(x[i, j] - m)
-                total = total + y[i, j]
             total = 1 / total
             for j in range(n):
-                y[i, j] = y[i, j] * total
+                yr[j] = yr[j] * total
 
 
 @cython.boundscheck(False)
@@ -61,18 +66,21 @@ cdef void _softmax_rows(floating[:, ::1] x, floating[:, ::1] y, bint take_log) n
 cdef void _softmax_grad_rows(floating[:, ::1] y, floating[:, ::1] g, floating[:, ::1] dx, bint from_log) noexcept nogil:
     cdef Py_ssize_t rows = y.shape[0], n = y.shape[1], i, j
     cdef floating acc
+    cdef floating* yr
+    cdef floating* gr
+    cdef floating* dr
     for i in prange(rows, schedule="static"):
-        acc = 0
+        yr = &y[i, 0]
+        gr = &g[i, 0]
+        dr = &dx[i, 0]
         if from_log:
+            acc = <floating>sum_of(gr, n)
             for j in range(n):
-                acc = acc + g[i, j]
-            for j in range(n):
-                dx[i, j] = g[i, j] - _exp(y[i, j]) * acc
+                dr[j] = gr[j] - _exp(yr[j]) * acc
         else:
+            acc = <floating>sum_of_centred_products(gr, yr, n, 0.0)
             for j in range(n):
-                acc = acc + g[i, j] * y[i, j]
-            for j in range(n):
-                dx[i, j] = y[i, j] * (g[i, j] - acc)
+                dr[j] = yr[j] * (gr[j] - acc)
 
 
 def _as_rows(a):
