@@ -22,8 +22,23 @@ def broadcast_pairs(max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy:
 
 
 @st.composite
-def float64_arrays(draw, shape, low: float = -2.0, high: float = 2.0, layout: str | None = None) -> np.ndarray:
+def reduction_axes(draw, ndim: int):
+    """An ``axis`` argument for a reduction over ``ndim`` axes: None, an int or a tuple of distinct axes (any sign)."""
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if ndim == 0 or kind == "none":
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    return tuple(draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda a: a % ndim)))
+
+
+@st.composite
+def float64_arrays(
+    draw, shape, low: float = -2.0, high: float = 2.0, layout: str | None = None, dtype=np.float64
+) -> np.ndarray:
     """A float64 array of ``shape``; ``layout`` is "contiguous", "transposed" or "sliced" (drawn when None).
+
+    ``dtype=np.float32`` gives the same arrays in float32, for value and dtype tests.
 
     "transposed" builds the array as the transpose of a contiguous one, "sliced" as every second
     element of a larger one: both are non-contiguous views with the requested shape.
@@ -33,12 +48,12 @@ def float64_arrays(draw, shape, low: float = -2.0, high: float = 2.0, layout: st
     layout = layout or draw(st.sampled_from(["contiguous", "transposed", "sliced"]))
     shape = tuple(shape)
     if layout == "transposed" and len(shape) >= 2:
-        base = rng.uniform(low, high, size=shape[::-1])
+        base = rng.uniform(low, high, size=shape[::-1]).astype(dtype, copy=False)
         return base.T
     if layout == "sliced" and len(shape) >= 1:
-        base = rng.uniform(low, high, size=(shape[0] * 2,) + shape[1:])
+        base = rng.uniform(low, high, size=(shape[0] * 2,) + shape[1:]).astype(dtype, copy=False)
         return base[::2]
-    return rng.uniform(low, high, size=shape)
+    return rng.uniform(low, high, size=shape).astype(dtype, copy=False)
 
 
 def leaf(array: np.ndarray) -> tt.Tensor:

@@ -16,6 +16,9 @@ from .loops cimport sum_of, sum_of_centred_products
 
 from .contracts import float_input, same_shape
 
+# Below this many elements, waking a second thread costs more than it saves.
+cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 32768
+
 
 cdef inline floating _exp(floating v) noexcept nogil:
     if floating is float:
@@ -34,12 +37,12 @@ cdef inline floating _log(floating v) noexcept nogil:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _softmax_rows(floating[:, ::1] x, floating[:, ::1] y, bint take_log) noexcept nogil:
+cdef void _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_log) noexcept nogil:
     cdef Py_ssize_t rows = x.shape[0], n = x.shape[1], i, j
     cdef floating m, total
-    cdef floating* xr
+    cdef const floating* xr
     cdef floating* yr
-    for i in prange(rows, schedule="static"):
+    for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
         xr = &x[i, 0]
         yr = &y[i, 0]
         m = xr[0]
@@ -63,13 +66,13 @@ cdef void _softmax_rows(floating[:, ::1] x, floating[:, ::1] y, bint take_log) n
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _softmax_grad_rows(floating[:, ::1] y, floating[:, ::1] g, floating[:, ::1] dx, bint from_log) noexcept nogil:
+cdef void _softmax_grad_rows(const floating[:, ::1] y, const floating[:, ::1] g, floating[:, ::1] dx, bint from_log) noexcept nogil:
     cdef Py_ssize_t rows = y.shape[0], n = y.shape[1], i, j
     cdef floating acc
-    cdef floating* yr
-    cdef floating* gr
+    cdef const floating* yr
+    cdef const floating* gr
     cdef floating* dr
-    for i in prange(rows, schedule="static"):
+    for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
         yr = &y[i, 0]
         gr = &g[i, 0]
         dr = &dx[i, 0]

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .random import get_rng_state, set_rng_state
+
 if TYPE_CHECKING:
     from .tensor import Tensor
 
@@ -39,9 +41,13 @@ def is_grad_enabled() -> bool:
 
 
 class _GradMode:
-    """Context manager and decorator that sets whether ops record the graph."""
+    """Context manager and decorator (``@no_grad()`` or bare ``@no_grad``) that sets whether ops record the graph."""
 
     enabled: bool
+
+    def __new__(cls, fn: Callable | None = None):
+        self = super().__new__(cls)
+        return self if fn is None else self(fn)
 
     def __enter__(self) -> None:
         self._previous = is_grad_enabled()
@@ -93,8 +99,13 @@ class Context:
         return f"<{self.fn.__name__} node{' (freed)' if self.freed else ''}>"
 
     def release(self) -> None:
-        """Drop what was saved for backward (called after a backward pass without ``retain_graph``)."""
+        """Drop what was saved for backward (called after a backward pass without ``retain_graph``).
+
+        The input tensors go too: they hold the forward activations (often the very arrays saved),
+        so keeping them would keep the whole graph's memory alive for as long as the output lives.
+        """
         self.saved = ()
+        self.inputs = ()
         self.freed = True
         for name in [k for k in vars(self) if k not in ("fn", "inputs", "needs_input_grad", "saved", "freed")]:
             delattr(self, name)
@@ -126,7 +137,9 @@ class Function:
         """
         from .tensor import Tensor
 
-        arrays = tuple(x.data if isinstance(x, Tensor) else x for x in inputs)
+        # A NumPy scalar (np.sqrt(d), np.float64(2)) acts like a Python number, as in PyTorch: left as it
+        # is, NumPy 2 would turn float32 * np.float64 into float64.
+        arrays = tuple(x.data if isinstance(x, Tensor) else x.item() if isinstance(x, np.generic) else x for x in inputs)
         needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         track = any(needs) and is_grad_enabled()
         ctx = Context(cls, inputs if track else (), needs)
@@ -142,6 +155,23 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
     Broadcasting copies a value along new leading axes and along axes of size 1, so its gradient
     adds the copies back up: sum the extra leading axes, then the axes where ``shape`` has a 1.
+
+    Parameters
+    ----------
+    grad : np.ndarray
+        dL/d(output), of the broadcast (output) shape.
+    shape : tuple of int
+        The shape of the input that was broadcast; ``()`` for a scalar.
+
+    Returns
+    -------
+    np.ndarray
+        dL/d(input), of exactly ``shape`` (size-1 axes kept); ``grad`` itself when nothing was broadcast.
+
+    Raises
+    ------
+    ValueError
+        When an array of ``shape`` does not broadcast to ``grad.shape``.
 
     >>> unbroadcast(np.ones((4, 2, 3)), (2, 1)).tolist()
     [[12.0], [12.0]]
@@ -168,6 +198,22 @@ def topological_order(root: Tensor) -> list[Tensor]:
     Every tensor comes before the tensors it was computed from, so by the time backward reaches a
     tensor, all the gradient flowing into it has arrived. Iterative depth-first search: a tensor is
     appended after everything it depends on; the list is reversed at the end.
+
+    The graph: ``t.grad_fn`` is the node of the op that made ``t`` (None for a leaf) and
+    ``t.grad_fn.inputs`` are that op's inputs, which may include constants (numbers, arrays, tensors
+    that do not require grad); only inputs that are tensors with ``requires_grad`` are followed.
+    Each tensor appears once, however many paths lead to it: compare tensors with ``is`` or
+    ``id()``, since ``==`` compares their elements. No recursion: graphs are 10,000 ops deep.
+
+    Parameters
+    ----------
+    root : Tensor
+        The tensor backward starts from (usually the loss).
+
+    Returns
+    -------
+    list of Tensor
+        ``root`` first; every tensor before each of its inputs that requires grad.
     """
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -231,7 +277,8 @@ class Checkpoint(Function):
     """Gradient checkpointing: run ``fn`` without keeping its graph, and run it again in backward.
 
     Memory for the activations inside ``fn`` is traded for one more forward pass: a block's
-    intermediate arrays are not kept between forward and backward.
+    intermediate arrays are not kept between forward and backward. The re-run starts from the
+    random state the forward pass saw, so dropout inside ``fn`` draws the same masks both times.
     """
 
     @staticmethod
@@ -239,20 +286,26 @@ class Checkpoint(Function):
         from .tensor import Tensor
 
         ctx.fn_to_rerun = fn
+        ctx.rng_state = get_rng_state()
         ctx.save_for_backward(*arrays)
         with no_grad():
-            return fn(*(Tensor(a) if isinstance(a, np.ndarray) else a for a in arrays)).data
+            return fn(*(Tensor(a, dtype=a.dtype) if isinstance(a, np.ndarray) else a for a in arrays)).data
 
     @staticmethod
     def backward(ctx, grad):
         from .tensor import Tensor
 
         leaves = [
-            Tensor(a, requires_grad=needed) if isinstance(a, np.ndarray) else a
+            Tensor(a, dtype=a.dtype, requires_grad=needed) if isinstance(a, np.ndarray) else a
             for a, needed in zip(ctx.saved, ctx.needs_input_grad)
         ]
-        with enable_grad():
-            out = ctx.fn_to_rerun(*leaves)
+        resume = get_rng_state()
+        set_rng_state(ctx.rng_state)
+        try:
+            with enable_grad():
+                out = ctx.fn_to_rerun(*leaves)
+        finally:
+            set_rng_state(resume)  # the draws after checkpoint() go on as if there had been no re-run
         if out.requires_grad:
             out.backward(grad)
         return tuple(

@@ -30,7 +30,7 @@ from typing import Callable
 from tinytorch._kernels import reference
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
-COMPILED_MODULES = ("softmax",)
+COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel")
 BACKENDS = ("compiled", "reference")
 ENV_VAR = "TINYTORCH_KERNELS"
 BUILD_COMMAND = 'pip install -e ".[dev]"   (or: python setup.py build_ext --inplace)'
@@ -82,6 +82,46 @@ def backend() -> str:
 def compiled_available() -> bool:
     """True when at least one compiled kernel module is built and importable."""
     return bool(_compiled)
+
+
+def _thread_control() -> ModuleType | None:
+    """The compiled ``parallel`` module (OpenMP thread control), or None when it is not built."""
+    try:
+        return importlib.import_module("tinytorch._kernels.parallel")
+    except ImportError:
+        return None
+
+
+def openmp_enabled() -> bool:
+    """True when the compiled kernels are built with OpenMP, so their loops can run on several threads."""
+    control = _thread_control()
+    return control is not None and control.openmp_enabled()
+
+
+def set_num_threads(n: int) -> None:
+    """Run the compiled kernels' parallel loops on ``n`` threads (OpenMP's setting, for the calling thread).
+
+    NumPy's BLAS, which does the convolution's matrix products, keeps its own pool: size it with
+    ``OPENBLAS_NUM_THREADS`` before NumPy is imported. Raises RuntimeError when the compiled kernels
+    are not built (the NumPy reference has no loops of its own to parallelise); warns when they were
+    built without OpenMP and so always run on one thread.
+    """
+    control = _thread_control()
+    if control is None:
+        raise RuntimeError(f"kernels.set_num_threads: the compiled kernels are not built. Build them with: {BUILD_COMMAND}")
+    control.set_num_threads(n)
+    if n > 1 and not control.openmp_enabled():
+        warnings.warn(
+            f"kernels.set_num_threads({n}): the kernels were built without OpenMP and run on one thread",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def get_num_threads() -> int:
+    """Threads the compiled kernels' next parallel loop uses: 1 when built without OpenMP or not built at all."""
+    control = _thread_control()
+    return 1 if control is None else control.get_num_threads()
 
 
 class _Restore:

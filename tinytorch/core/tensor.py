@@ -115,6 +115,8 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, node: Context | None) -> Tensor:
         """The result of an op: ``data`` as it is, recording ``node`` when it is not None."""
         t = Tensor.__new__(Tensor)
+        # np.argmax(x) and comparisons of 0-d arrays give NumPy scalars; .data is always an ndarray
+        data = data if isinstance(data, np.ndarray) else np.asarray(data)
         t.data, t.grad, t._node, t._retains_grad = data, None, node, False
         t.requires_grad = node is not None
         return t
@@ -159,6 +161,12 @@ class Tensor:
         if self.requires_grad:
             extras.append(f"grad_fn={self._node.fn.__name__}" if self._node else "requires_grad=True")
         return "Tensor(" + ", ".join([body, *extras]) + ")"
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(tensor)`` gives the data (converted when ``dtype`` asks)."""
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
@@ -497,7 +505,8 @@ class Tensor:
 # -- creating tensors -------------------------------------------------------------------------------
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (floats become float32 unless ``dtype`` is given)."""
-    t = Tensor(_as_array(data, dtype, copy=True))
+    array = _as_array(data, dtype, copy=True)
+    t = Tensor(array, dtype=array.dtype)  # Tensor() alone would turn a float64 request back into float32
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -509,7 +518,8 @@ def from_numpy(array: np.ndarray, requires_grad: bool = False) -> Tensor:
 
 
 def _filled(op: str, shape: tuple, value: Any, dtype: Any, requires_grad: bool) -> Tensor:
-    return Tensor(np.full(_shape_arg(op, shape), value, dtype=np.dtype(dtype or DEFAULT_FLOAT)), requires_grad=requires_grad)
+    dtype = np.dtype(dtype or DEFAULT_FLOAT)
+    return Tensor(np.full(_shape_arg(op, shape), value, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
 
 
 def zeros(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -532,24 +542,34 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
 
 
 def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=np.dtype(dtype or DEFAULT_FLOAT)), requires_grad=requires_grad)
+    dtype = np.dtype(dtype or DEFAULT_FLOAT)
+    return Tensor(np.eye(n, m, dtype=dtype), dtype=dtype, requires_grad=requires_grad)
+
+
+def _sample_dtype(op: str, dtype: Any) -> np.dtype:
+    """``dtype`` (float32 when None) for float samples: an integer dtype would truncate them all to 0."""
+    dtype = np.dtype(dtype or DEFAULT_FLOAT)
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: samples are floats, so dtype must be a float dtype, got {dtype}; use randint for integers")
+    return dtype
 
 
 def rand(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1) from the framework's generator (see ``manual_seed``)."""
     values = generator().random(_shape_arg("rand", shape))
-    return Tensor(values, dtype=dtype or DEFAULT_FLOAT, requires_grad=requires_grad)
+    return Tensor(values, dtype=_sample_dtype("rand", dtype), requires_grad=requires_grad)
 
 
 def randn(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard normal samples from the framework's generator (see ``manual_seed``)."""
     values = generator().standard_normal(_shape_arg("randn", shape))
-    return Tensor(values, dtype=dtype or DEFAULT_FLOAT, requires_grad=requires_grad)
+    return Tensor(values, dtype=_sample_dtype("randn", dtype), requires_grad=requires_grad)
 
 
 def randint(low: int, high: int, shape: Sequence[int], dtype: Any = int64) -> Tensor:
     """Integers in [low, high) from the framework's generator."""
-    return Tensor(generator().integers(low, high, size=_shape_arg("randint", (tuple(shape),))), dtype=dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else (tuple(shape),)
+    return Tensor(generator().integers(low, high, size=_shape_arg("randint", shape)), dtype=dtype)
 
 
 def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -662,3 +682,71 @@ def split(x: Tensor, indices_or_sections: int | Sequence[int], axis: int = 0) ->
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     """Pad with a constant; ``pad_width`` as in ``np.pad`` (an int, a (before, after) pair, or one pair per axis)."""
     return Pad.apply(x, pad_width=pad_width, value=value)
+
+
+# -- shapes and memory layout (lesson 02) ---------------------------------------------------------------
+def broadcast_shape(shape_a: Sequence[int], shape_b: Sequence[int]) -> tuple[int, ...]:
+    """The shape of the result when arrays of ``shape_a`` and ``shape_b`` are broadcast together.
+
+    NumPy's rule: line the shapes up at their last axis, padding the shorter one with 1s on the
+    left; on each axis the two sizes must be equal or one of them must be 1, and the result takes
+    the other size. ``(3, 1)`` and ``(4,)`` give ``(3, 4)``. A size of 0 follows the same rule.
+
+    Parameters
+    ----------
+    shape_a, shape_b : sequence of int
+        The two shapes; ``()`` is the shape of a scalar.
+
+    Returns
+    -------
+    tuple of int
+        The broadcast shape: as many axes as the longer of the two.
+
+    Raises
+    ------
+    ValueError
+        When an axis has two different sizes and neither is 1; the message names both shapes.
+    """
+    a, b = tuple(int(n) for n in shape_a), tuple(int(n) for n in shape_b)
+    ndim = max(len(a), len(b))
+    padded_a, padded_b = (1,) * (ndim - len(a)) + a, (1,) * (ndim - len(b)) + b
+    result = []
+    for axis, (m, n) in enumerate(zip(padded_a, padded_b)):
+        if m != n and m != 1 and n != 1:
+            raise ValueError(
+                f"broadcast: shapes {a} and {b} cannot be broadcast together: axis {axis - ndim} has sizes "
+                f"{m} and {n} (counting axes from the right, sizes must be equal or one of them 1)"
+            )
+        result.append(n if m == 1 else m)
+    return tuple(result)
+
+
+def contiguous_strides(shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
+    """The strides of a C-contiguous (row-major) array of ``shape`` whose elements take ``itemsize`` bytes.
+
+    A stride is the number of bytes to step in memory to move one position along an axis, so
+    element ``[i, j, ...]`` lives ``i * strides[0] + j * strides[1] + ...`` bytes from the start.
+    In row-major order the last axis is contiguous (its stride is ``itemsize``) and each earlier
+    axis steps over one whole block of the axes after it:
+    ``strides[k] = itemsize * shape[k + 1] * ... * shape[-1]``. A float32 ``(3, 4)`` array has
+    strides ``(16, 4)``. (For an array with no elements NumPy may report other strides; they
+    never matter there.)
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The array's shape; ``()`` for a 0-d array.
+    itemsize : int
+        Bytes per element (``np.dtype(np.float32).itemsize`` is 4).
+
+    Returns
+    -------
+    tuple of int
+        One stride per axis, in bytes.
+    """
+    strides = []
+    step = int(itemsize)
+    for n in reversed(tuple(shape)):
+        strides.append(step)
+        step *= int(n)
+    return tuple(reversed(strides))

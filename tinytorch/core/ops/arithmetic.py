@@ -20,13 +20,38 @@ def _check_broadcast(op: str, a, b) -> None:
         raise ValueError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together") from None
 
 
+def promote_ints(a, b) -> tuple:
+    """PyTorch's rule for an integer array meeting a float array: it takes the float's dtype.
+
+    NumPy would make ``float32 + int64`` a float64 array, silently doubling memory downstream.
+    """
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        if a.dtype.kind == "f" and b.dtype.kind in "iu":
+            b = b.astype(a.dtype)
+        elif b.dtype.kind == "f" and a.dtype.kind in "iu":
+            a = a.astype(b.dtype)
+    return a, b
+
+
+def default_float(out: np.ndarray, *operands) -> np.ndarray:
+    """Make a float64 result float32 unless an operand asked for float64 (was a float64 array).
+
+    Integer arrays and Python floats combine to float64 in NumPy (``int_labels / 2``,
+    ``where(mask, 1.0, 0.0)``); PyTorch, and TinyTorch, give the default float dtype instead.
+    """
+    if out.dtype == np.float64 and not any(isinstance(x, np.ndarray) and x.dtype == np.float64 for x in operands):
+        return out.astype(np.float32)
+    return out
+
+
 class Add(Function):
     """z = a + b"""
 
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("add", a, b)
-        return np.add(a, b)
+        a, b = promote_ints(a, b)
+        return default_float(np.add(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -39,7 +64,8 @@ class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("sub", a, b)
-        return np.subtract(a, b)
+        a, b = promote_ints(a, b)
+        return default_float(np.subtract(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -52,8 +78,9 @@ class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("mul", a, b)
+        a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
-        return np.multiply(a, b)
+        return default_float(np.multiply(a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -68,7 +95,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("div", a, b)
-        z = np.true_divide(a, b)
+        a, b = promote_ints(a, b)
+        z = default_float(np.true_divide(a, b), a, b)
         ctx.save_for_backward(b, z)
         return z
 
@@ -85,19 +113,25 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("pow", a, b)
-        z = np.power(a, b)
+        a, b = promote_ints(a, b)
+        z = default_float(np.power(a, b), a, b)
         ctx.save_for_backward(a, b, z)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         a, b, z = ctx.saved
-        da = grad * b * np.power(a, np.subtract(b, 1)) if ctx.needs_input_grad[0] else None
+        da = None
+        if ctx.needs_input_grad[0]:
+            # b a^(b-1) is 0 * inf at a == 0, b == 0; the derivative of a^0 is 0 there (as in PyTorch).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                da = np.where(np.equal(b, 0), 0, grad * b * np.power(a, b - 1)).astype(grad.dtype, copy=False)
         db = None
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 # a^b with a == 0 contributes nothing to d/db (the limit of z ln a is 0)
-                db = grad * np.where(a > 0, z * np.log(np.where(a > 0, a, 1)), 0)
+                log_a = np.log(np.where(a > 0, a, 1)).astype(z.dtype, copy=False)  # a may be a Python number
+                db = grad * np.where(a > 0, z * log_a, 0)
         return da, db
 
 
@@ -136,6 +170,7 @@ class MatMul(Function):
             np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
             raise ValueError(f"matmul: batch shapes of {a.shape} and {b.shape} cannot be broadcast together") from None
+        a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
         return np.matmul(a, b)
 
@@ -146,10 +181,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad
+        if b.ndim == 1:  # before a's axis: with two 1-D operands grad is 0-d and has no axis -2 yet
+            g = np.expand_dims(g, -1)
         if a.ndim == 1:
             g = np.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = np.expand_dims(g, -1)
         da = db = None
         if ctx.needs_input_grad[0]:
             da = g @ _swap_last(b2)

@@ -2,8 +2,9 @@
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
-from .arithmetic import _check_broadcast
+from .arithmetic import _check_broadcast, default_float, promote_ints
 
 
 class Exp(Function):
@@ -101,18 +102,18 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0"""
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0.  Float input runs on the relu kernels."""
 
     @staticmethod
     def forward(ctx, x):
-        y = np.maximum(x, 0)
+        y = kernels.relu_forward(x) if x.dtype.kind == "f" else np.maximum(x, 0)
         ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
         (y,) = ctx.saved
-        return grad * (y > 0)
+        return kernels.relu_backward(y, grad)
 
 
 class Maximum(Function):
@@ -121,13 +122,14 @@ class Maximum(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("maximum", a, b)
+        a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
         return np.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        share_a = (a > b) + 0.5 * (a == b)
+        share_a = ((a > b) + 0.5 * (a == b)).astype(grad.dtype, copy=False)
         return grad * share_a, grad * (1 - share_a)
 
 
@@ -137,13 +139,14 @@ class Minimum(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("minimum", a, b)
+        a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
         return np.minimum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        share_a = (a < b) + 0.5 * (a == b)
+        share_a = ((a < b) + 0.5 * (a == b)).astype(grad.dtype, copy=False)
         return grad * share_a, grad * (1 - share_a)
 
 
@@ -152,6 +155,8 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, x, low=None, high=None):
+        # NumPy scalar bounds act like Python numbers (as op inputs do), so float32 stays float32
+        low, high = (v.item() if isinstance(v, np.generic) else v for v in (low, high))
         if low is None and high is None:
             raise ValueError("clip: give at least one of low and high")
         if low is not None and high is not None and low > high:
@@ -186,7 +191,8 @@ class Where(Function):
                 f"where: condition {condition.shape}, a {np.shape(a)} and b {np.shape(b)} cannot be broadcast together"
             ) from None
         ctx.save_for_backward(condition)
-        return np.where(condition, a, b)
+        a, b = promote_ints(a, b)
+        return default_float(np.where(condition, a, b), a, b)
 
     @staticmethod
     def backward(ctx, grad):

@@ -47,7 +47,9 @@ class Concatenate(Function):
         if not arrays:
             raise ValueError("concatenate: needs at least one tensor")
         first = np.asarray(arrays[0])
-        axis = normalize_axis("concatenate", axis, max(first.ndim, 1))
+        if first.ndim == 0:
+            raise ValueError("concatenate: 0-d tensors have no axis to join along; use stack()")
+        axis = normalize_axis("concatenate", axis, first.ndim)
         for i, a in enumerate(arrays):
             a = np.asarray(a)
             if a.ndim != first.ndim or a.shape[:axis] + a.shape[axis + 1:] != first.shape[:axis] + first.shape[axis + 1:]:

@@ -1,0 +1,394 @@
+"""Training: the loop that turns data, a model, a loss and an optimizer into a trained model (lesson 11).
+
+:class:`Trainer` runs the loop every framework runs, one batch at a time::
+
+    outputs = model(inputs)                  # forward (model.train(): dropout on, batch statistics)
+    loss = loss_fn(outputs, labels)
+    optimizer.zero_grad(); loss.backward()   # gradients of the loss for every parameter
+    clip_grad_norm_(...)                     # optional
+    optimizer.step(); scheduler.step()       # move the parameters; per batch or per epoch
+
+then validates with ``model.eval()`` under ``no_grad()``, records the epoch in ``history`` and
+runs its callbacks (early stopping, best-model checkpoints). A checkpoint holds everything a run
+needs to continue exactly: weights, optimizer and scheduler state, the random generator, the
+history; ``fit(..., resume_from=path)`` picks up at the epoch after the one saved.
+
+The losses (:mod:`~tinytorch.core.losses`), metrics (:mod:`~tinytorch.core.metrics`), callbacks
+and checkpoint files (:mod:`~tinytorch.core.checkpoint`) live in their own modules and are
+re-exported here, the module lesson 11 teaches.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .autograd import no_grad
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint, save_state
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    BinaryCrossEntropyLoss,
+    CrossEntropyLoss,
+    MeanSquaredError,
+    MSELoss,
+    NLLLoss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+    softmax_cross_entropy,
+)
+from .metrics import (
+    Accuracy,
+    F1Score,
+    Metric,
+    Precision,
+    Recall,
+    accuracy,
+    compute_confusion_matrix,
+    precision_recall_f1,
+    predicted_classes,
+)
+from .module import Module
+from .optimizers import Optimizer, clip_grad_norm_
+from .progress import TrainingDisplay
+from .random import get_rng_state, set_rng_state
+from .tensor import Tensor
+
+__all__ = [
+    "Trainer", "evaluate_model", "plot_training_history",
+    "Callback", "EarlyStopping", "ModelCheckpoint",
+    "CheckpointError", "save_checkpoint", "load_checkpoint", "save_state", "load_state",
+    "CrossEntropyLoss", "NLLLoss", "MSELoss", "MeanSquaredError", "BinaryCrossEntropyLoss", "BCELoss",
+    "BCEWithLogitsLoss", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "softmax_cross_entropy",
+    "Metric", "Accuracy", "Precision", "Recall", "F1Score", "accuracy", "compute_confusion_matrix",
+    "precision_recall_f1", "predicted_classes",
+]
+
+PLOT_INSTALL = 'pip install "tinytorch[plot]"'
+
+
+def _batches(loader: Iterable[Any], owner: str) -> Iterable[tuple[Tensor, Tensor]]:
+    """The ``(inputs, labels)`` pairs of ``loader`` as Tensors (arrays are wrapped, dtypes kept)."""
+    for batch in loader:
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise TypeError(f"{owner}: expected batches of (inputs, labels), got {type(batch).__name__}")
+        x, y = batch
+        yield (x if isinstance(x, Tensor) else Tensor(x)), (y if isinstance(y, Tensor) else Tensor(y))
+
+
+def _is_classification(outputs: Tensor, labels: Tensor) -> bool:
+    """Scores (N, C > 1) with integer labels (N,): what cross-entropy and accuracy apply to."""
+    return outputs.ndim == 2 and outputs.shape[1] > 1 and labels.ndim == 1 and labels.dtype.kind in "iu"
+
+
+def _scalar_loss(owner: str, loss: Any) -> Tensor:
+    if not isinstance(loss, Tensor) or loss.size != 1:
+        shape = loss.shape if isinstance(loss, Tensor) else type(loss).__name__
+        raise ValueError(f"{owner}: the loss function must return a one-element tensor (reduction='mean' or 'sum'), got {shape}")
+    return loss
+
+
+def evaluate_model(
+    model: Module, dataloader: Iterable[Any], loss_fn: Any = None, metrics: Sequence[Metric] | None = None
+) -> dict[str, float]:
+    """Run ``model`` over every batch of ``dataloader`` in eval mode, without a graph, and score it.
+
+    Returns a dict with ``loss`` (the mean per sample), each metric under its name
+    (``accuracy``, ...) and ``num_samples``. With ``loss_fn=None`` and a classifier (outputs of
+    shape (N, C) and integer labels) the loss is cross-entropy, otherwise mean squared error;
+    with ``metrics=None`` a classifier is scored by :class:`Accuracy`. The model's train/eval
+    mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    metrics = None if metrics is None else [copy.copy(m) for m in metrics]  # copies: the caller's keep their counts
+    for m in metrics or []:
+        m.reset()
+    total_loss, count = 0.0, 0
+    try:
+        with no_grad():
+            for x, y in _batches(dataloader, "evaluate_model"):
+                outputs = model(x)
+                if metrics is None or loss_fn is None:  # the first batch decides the defaults
+                    classifier = _is_classification(outputs, y)
+                    if metrics is None:
+                        metrics = [Accuracy()] if classifier else []
+                    if loss_fn is None:
+                        loss_fn = CrossEntropyLoss() if classifier else MSELoss()
+                n = len(y)
+                total_loss += _scalar_loss("evaluate_model", loss_fn(outputs, y)).item() * n
+                count += n
+                for m in metrics:
+                    m.update(outputs.data, y.data)
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate_model: the data loader yielded no batches")
+    return {"loss": total_loss / count, **{m.name: m.compute() for m in metrics}, "num_samples": count}
+
+
+class Trainer:
+    """Trains a model: the loop, validation, history, callbacks and checkpoints.
+
+    Parameters
+    ----------
+    model : Module
+    loss_fn : callable
+        ``loss_fn(outputs, labels)`` returning a one-element Tensor (``CrossEntropyLoss()``).
+    optimizer : Optimizer
+        Bound to ``model.parameters()`` here if it was made without parameters (``Adam(lr=1e-3)``).
+    metrics : list of Metric, optional
+        Scored on training and validation data every epoch (``[Accuracy()]``); classes are instantiated.
+    scheduler : LRScheduler, optional
+        Stepped after every batch or every epoch, as its ``interval`` says.
+    grad_clip_norm : float, optional
+        Clip the gradients' joint norm to this before each step (:func:`clip_grad_norm_`).
+    callbacks : list of Callback, optional
+
+    ``history`` maps ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``,
+    ``val_<metric>``, ``lr`` (the rate at the epoch's start), ``epoch_time`` (seconds) and
+    ``images_per_second`` (training samples per second) to one value per epoch.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        loss_fn: Any,
+        optimizer: Optimizer,
+        metrics: Sequence[Metric | type] | None = None,
+        scheduler: Any = None,
+        grad_clip_norm: float | None = None,
+        callbacks: Sequence[Callback] | None = None,
+    ) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"Trainer: model must be a Module, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"Trainer: optimizer must be an Optimizer (Adam(lr=0.001), ...), got {type(optimizer).__name__}")
+        if not optimizer.is_bound:
+            optimizer.bind(model.parameters())
+        self.metrics = [m() if isinstance(m, type) else m for m in (metrics or [])]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Trainer: two metrics share a name: {names}")
+        if scheduler is not None and getattr(scheduler, "interval", None) not in ("step", "epoch"):
+            raise ValueError(f"Trainer: the scheduler's interval must be 'step' or 'epoch', got {getattr(scheduler, 'interval', None)!r}")
+        if grad_clip_norm is not None and not grad_clip_norm > 0:
+            raise ValueError(f"Trainer: grad_clip_norm must be positive, got {grad_clip_norm!r}")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.scheduler = scheduler
+        self.grad_clip_norm = grad_clip_norm
+        self.callbacks = list(callbacks or [])
+        self.history: dict[str, list[float]] = {}
+        self.epoch = 0  # epochs completed
+        self.global_step = 0  # optimizer steps taken
+        self.stop_training = False
+        self._active_callbacks: list[Callback] = list(self.callbacks)
+        self._saved_callback_state: dict[str, Any] = {}
+        self._train_loader: Any = None
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        train_dataloader: Iterable[Any],
+        val_dataloader: Iterable[Any] | None = None,
+        epochs: int = 10,
+        save_best: bool = False,
+        checkpoint_path: str | os.PathLike = "best_model.npz",
+        early_stopping_patience: int | None = None,
+        verbose: bool | int = True,
+        resume_from: str | os.PathLike | None = None,
+        monitor: str | None = None,
+    ) -> dict[str, list[float]]:
+        """Train until ``epochs`` epochs are done in total (counting those of a resumed run).
+
+        ``save_best`` writes a full checkpoint to ``checkpoint_path`` whenever ``monitor``
+        improves (default ``val_loss``, or ``train_loss`` without validation data); the file is
+        ``.npz`` whatever its suffix, never a pickle. ``early_stopping_patience`` stops after that
+        many epochs without improvement. ``verbose``: 0 silent, 1 progress bars, 2 one line per
+        epoch. ``resume_from`` loads a checkpoint first and continues after its epoch: the result is
+        bit-identical to an uninterrupted run (checkpoints are taken at epoch boundaries). Returns
+        :attr:`history`.
+        """
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"Trainer.fit: epochs must be a non-negative integer, got {epochs!r}")
+        display = TrainingDisplay(verbose)
+        monitor = monitor or ("val_loss" if val_dataloader is not None else "train_loss")
+        callbacks = list(self.callbacks)
+        if early_stopping_patience is not None:
+            callbacks.append(EarlyStopping(monitor, patience=early_stopping_patience))
+        if save_best:
+            callbacks.append(ModelCheckpoint(str(checkpoint_path), monitor))
+        self._active_callbacks = callbacks
+        self._train_loader = train_dataloader
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
+        self._restore_callbacks()
+        self.stop_training = False
+        for cb in callbacks:
+            cb.on_train_begin(self)
+        while self.epoch < epochs and not self.stop_training:
+            for cb in callbacks:
+                cb.on_epoch_begin(self, self.epoch + 1)
+            started = time.perf_counter()
+            with display.epoch(self.epoch + 1, epochs, _length(train_dataloader)):
+                logs = self._train_epoch(train_dataloader, display)
+            if val_dataloader is not None:
+                scores = self.evaluate(val_dataloader)
+                logs.update({f"val_{k}": v for k, v in scores.items() if k != "num_samples"})
+            logs["epoch_time"] = time.perf_counter() - started
+            self.epoch += 1
+            for key, value in {"epoch": self.epoch, **logs}.items():
+                self.history.setdefault(key, []).append(value)
+            display.summary(self.epoch, epochs, logs)
+            for cb in callbacks:
+                cb.on_epoch_end(self, self.epoch, logs)
+        for cb in callbacks:
+            cb.on_train_end(self)
+        return self.history
+
+    def _train_epoch(self, loader: Iterable[Any], display: TrainingDisplay) -> dict[str, float]:
+        self.model.train()
+        for m in self.metrics:
+            m.reset()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        total_loss, count = 0.0, 0
+        started = time.perf_counter()
+        for x, y in _batches(loader, "Trainer.fit"):
+            outputs = self.model(x)
+            loss = _scalar_loss("Trainer.fit", self.loss_fn(outputs, y))
+            self.optimizer.zero_grad()
+            loss.backward()
+            if self.grad_clip_norm is not None:
+                clip_grad_norm_(self.optimizer.parameters(), self.grad_clip_norm)
+            self.optimizer.step()
+            if self.scheduler is not None and self.scheduler.interval == "step":
+                self.scheduler.step()
+            self.global_step += 1
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"Trainer.fit: the loss became {value} at epoch {self.epoch + 1}, step {self.global_step}; "
+                    "lower the learning rate or clip the gradients (grad_clip_norm=1.0)"
+                )
+            n = len(y)
+            total_loss, count = total_loss + value * n, count + n
+            for m in self.metrics:
+                m.update(outputs.data, y.data)
+            running = {"loss": total_loss / count, **{m.name: m.compute() for m in self.metrics}}
+            display.advance({**running, "images_per_second": count / (time.perf_counter() - started)})
+            for cb in self._active_callbacks:
+                cb.on_batch_end(self, self.global_step, {"loss": value})
+        if count == 0:
+            raise ValueError("Trainer.fit: the training data loader yielded no batches")
+        seconds = time.perf_counter() - started
+        if self.scheduler is not None and self.scheduler.interval == "epoch":
+            self.scheduler.step()
+        logs = {"train_loss": total_loss / count, **{f"train_{m.name}": m.compute() for m in self.metrics}}
+        return {**logs, "lr": lr, "images_per_second": count / seconds}
+
+    def evaluate(self, dataloader: Iterable[Any]) -> dict[str, float]:
+        """:func:`evaluate_model` with this trainer's model, loss and metrics."""
+        return evaluate_model(self.model, dataloader, self.loss_fn, self.metrics)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _callback_keys(self) -> list[str]:
+        return [f"{i}:{type(cb).__name__}" for i, cb in enumerate(self._active_callbacks)]
+
+    def _restore_callbacks(self) -> None:
+        for key, cb in zip(self._callback_keys(), self._active_callbacks):
+            if key in self._saved_callback_state:
+                cb.load_state_dict(self._saved_callback_state[key])
+        self._saved_callback_state = {}
+
+    def save_checkpoint(self, path: str | os.PathLike) -> None:
+        """Write everything needed to continue this run to ``path`` (one ``.npz`` file, no pickle)."""
+        trainer = {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "history": self.history,
+            "rng": get_rng_state(),
+            "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self._active_callbacks)},
+        }
+        loader_state = getattr(self._train_loader, "state_dict", None)
+        if callable(loader_state):
+            trainer["loader"] = loader_state()
+        save_checkpoint(path, self.model, self.optimizer, self.scheduler, trainer=trainer)
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a :meth:`save_checkpoint` file: weights, optimizer, scheduler, random state, history, epoch."""
+        state = load_state(path)
+        if "trainer" not in state.get("extra", {}):
+            raise CheckpointError(f"Trainer.load_checkpoint: {path} holds no training state (saved by save_checkpoint()?)")
+        if (self.scheduler is None) != ("scheduler" not in state):
+            has = "has" if "scheduler" in state else "has no"
+            raise CheckpointError(f"Trainer.load_checkpoint: {path} {has} scheduler state, but this Trainer {'has no' if self.scheduler is None else 'has a'} scheduler")
+        load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        trainer = state["extra"]["trainer"]
+        self.epoch, self.global_step = int(trainer["epoch"]), int(trainer["global_step"])
+        self.history = {k: list(v) for k, v in trainer["history"].items()}
+        set_rng_state(trainer["rng"])
+        self._saved_callback_state = dict(trainer["callbacks"])
+        loader_restore = getattr(self._train_loader, "load_state_dict", None)
+        if "loader" in trainer and callable(loader_restore):
+            loader_restore(trainer["loader"])
+
+
+def _length(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+#: history keys that are not curves of a loss or a metric
+_NOT_CURVES = {"epoch", "lr", "epoch_time", "images_per_second"}
+
+
+def plot_training_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike | None = None) -> Path:
+    """Draw the loss and each metric per epoch (training and validation side by side) into a PNG.
+
+    ``path`` defaults to ``training_history.png``. Needs matplotlib (``pip install "tinytorch[plot]"``);
+    it draws on an off-screen canvas, so it works without a display. Returns the file's path.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(f"plot_training_history needs matplotlib, an optional extra: {PLOT_INSTALL}") from None
+    names = sorted({k.split("_", 1)[1] for k in history if k.startswith(("train_", "val_")) and k not in _NOT_CURVES})
+    names.sort(key=lambda name: name != "loss")  # the loss first
+    if not names:
+        raise ValueError(f"plot_training_history: the history has no train_*/val_* curves; its keys are {sorted(history)}")
+    panels = names + (["lr"] if len(set(history.get("lr", []))) > 1 else [])
+    fig = Figure(figsize=(4.5 * len(panels), 3.6))
+    FigureCanvasAgg(fig)
+    for i, name in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        keys = ["lr"] if name == "lr" else [f"{split}_{name}" for split in ("train", "val") if f"{split}_{name}" in history]
+        for key in keys:
+            values = list(history[key])
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title("learning rate" if name == "lr" else name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path if path is not None else "training_history.png")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
