@@ -1,0 +1,96 @@
+"""The tito command line and the grading behind it, driven as a student and an instructor would."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tinytorch import grading
+from tinytorch.cli import main
+
+SOLUTION_02 = "from tinytorch.core.tensor import broadcast_shape, contiguous_strides\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_version_and_help_from_the_installed_script():
+    out = subprocess.run([sys.executable, "-m", "tinytorch.cli", "--version"], capture_output=True, text=True, check=True)
+    import tinytorch
+
+    assert out.stdout.strip() == f"tinytorch {tinytorch.__version__}"
+    help_text = subprocess.run([sys.executable, "-m", "tinytorch.cli", "--help"], capture_output=True, text=True, check=True)
+    assert "tito module start <lesson>" in help_text.stdout
+
+
+def test_system_reports_every_check(capsys):
+    code, out = run(capsys, "system")
+    assert code == 0
+    for name in ("Python", "NumPy", "C compiler", "compiled kernels", "OpenMP"):
+        assert name in out
+
+
+def test_kernels_lists_the_registry(capsys):
+    code, out = run(capsys, "kernels")
+    assert code == 0 and "softmax_forward" in out and "backend: compiled" in out
+
+
+def test_module_start_test_and_status(capsys, tmp_path):
+    ws = str(tmp_path / "ws")
+    code, out = run(capsys, "module", "start", "02", f"--workspace={ws}")
+    assert code == 0 and "02_tensor.py" in out
+    stub = tmp_path / "ws" / "02_tensor.py"
+    assert "raise NotImplementedError" in stub.read_text()
+
+    code, out = run(capsys, "module", "start", "02", f"--workspace={ws}")
+    assert code == 1 and "already exists" in out
+
+    code, out = run(capsys, "module", "test", "02", f"--workspace={ws}", "--quiet")
+    assert code == 1 and "not written" in out
+
+    stub.write_text("from tinytorch.core.tensor import broadcast_shape\n\ndef contiguous_strides(shape, itemsize):\n    raise NotImplementedError\n")
+    code, out = run(capsys, "module", "status", f"--workspace={ws}")
+    assert "1 / 2" in out
+
+    stub.write_text(SOLUTION_02)
+    code, out = run(capsys, "module", "test", "02", f"--workspace={ws}", "--quiet")
+    assert code == 0 and "passed" in out
+
+
+def test_module_test_without_a_workspace_says_how_to_start(capsys, tmp_path):
+    code, out = run(capsys, "module", "test", "02", f"--workspace={tmp_path}")
+    assert code == 1 and "tito module start 02" in out
+
+
+def test_grade_counts_exercises_and_reflection_lengths(capsys, tmp_path):
+    good, broken = tmp_path / "alice", tmp_path / "bob"
+    good.mkdir()
+    broken.mkdir()
+    answer = " ".join(["word"] * 200)
+    (good / "02_tensor.py").write_text(SOLUTION_02 + f"REFLECTIONS = {{1: {answer!r}, 2: 'too short'}}\n")
+    (broken / "02_tensor.py").write_text("def broadcast_shape(:\n")
+    report_path = tmp_path / "grades.json"
+    code, out = run(capsys, "grade", str(good), str(broken), f"--json={report_path}")
+    assert code == 0
+    alice, bob = json.loads(report_path.read_text())
+    assert (alice["exercises_passed"], alice["exercises_total"]) == (2, 2)
+    assert alice["reflections_ok"] == 1 and alice["reflections_total"] >= 2
+    assert [r["words"] for r in alice["lessons"][0]["reflections"]][:2] == [200, 2]
+    assert bob["exercises_passed"] == 0 and "SyntaxError" in bob["lessons"][0]["error"]
+
+
+def test_grade_rejects_a_missing_folder(capsys, tmp_path):
+    code, out = run(capsys, "grade", str(tmp_path / "nobody"))
+    assert code == 2 and "not a workspace folder" in out
+
+
+def test_data_status_on_an_empty_folder(capsys, tmp_path):
+    code, out = run(capsys, "data", "status", f"--root={tmp_path}")
+    assert code == 0 and "missing" in out and "cifar" in out.lower()
+
+
+def test_count_words():
+    assert grading.count_words("It's a well-known fact, isn't it?") == 6

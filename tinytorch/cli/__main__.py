@@ -1,0 +1,7 @@
+"""``python -m tinytorch.cli``: the same as the ``tito`` script."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
