@@ -10,9 +10,10 @@ the file can run code. The content is ``.npz`` whatever the file's name, so the 
 Files are written to a temporary file beside the target and renamed, so a crash never leaves a
 half-written checkpoint.
 
->>> import numpy as np
->>> save_state("run.ckpt", {"epoch": 3, "weights": {"w": np.arange(4.0)}})
->>> state = load_state("run.ckpt")
+>>> import numpy as np, os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+>>> save_state(path, {"epoch": 3, "weights": {"w": np.arange(4.0)}})
+>>> state = load_state(path)
 >>> state["epoch"], state["weights"]["w"]
 (3, array([0., 1., 2., 3.]))
 """
@@ -29,7 +30,7 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["CheckpointError", "save_state", "load_state", "save_checkpoint", "load_checkpoint"]
+__all__ = ["CheckpointError", "save_state", "load_state", "save_checkpoint", "load_checkpoint", "restore_state"]
 
 FORMAT = "tinytorch-checkpoint"
 VERSION = 1
@@ -47,7 +48,9 @@ def _encode(value: Any, path: str, arrays: dict[str, np.ndarray]) -> Any:
         value = value.data
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biuf":
-            raise TypeError(f"save_state: {path or 'state'} is an array of dtype {value.dtype}; only numbers can be saved")
+            raise TypeError(
+                f"save_state: {path or 'state'} is an array of dtype {value.dtype}; only numbers can be saved"
+            )
         arrays[path] = value
         return {ARRAY_REF: path}
     if isinstance(value, Mapping):
@@ -76,7 +79,9 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], source: Path) -> Any:
         if set(value) == {ARRAY_REF}:
             name = value[ARRAY_REF]
             if name not in arrays:
-                raise CheckpointError(f"load_state: {source} is damaged: its metadata names array {name!r}, which is missing")
+                raise CheckpointError(
+                    f"load_state: {source} is damaged: its metadata names array {name!r}, which is missing"
+                )
             return arrays[name]
         return {k: _decode(v, arrays, source) for k, v in value.items()}
     if isinstance(value, list):
@@ -116,14 +121,18 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, "rb") as f:  # opened here so that the file is closed even when NumPy fails on it
         head = f.read(4)
         if head[:1] == b"\x80":
-            raise _not_a_checkpoint(path, "it looks like a Python pickle, which TinyTorch never loads (it could run code)")
+            raise _not_a_checkpoint(
+                path, "it looks like a Python pickle, which TinyTorch never loads (it could run code)"
+            )
         if head != b"PK\x03\x04":
             raise _not_a_checkpoint(path, "it is not an .npz archive")
         f.seek(0)
         try:
             with np.load(f, allow_pickle=False) as archive:
                 if META_KEY not in archive.files:
-                    raise _not_a_checkpoint(path, f"the .npz archive has no {META_KEY!r} entry (saved by something else?)")
+                    raise _not_a_checkpoint(
+                        path, f"the .npz archive has no {META_KEY!r} entry (saved by something else?)"
+                    )
                 arrays = {name: archive[name] for name in archive.files}
         except CheckpointError:
             raise
@@ -137,7 +146,8 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         raise _not_a_checkpoint(path, f"its format tag is {meta.get('format') if isinstance(meta, dict) else None!r}")
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
         raise CheckpointError(
-            f"{path} has checkpoint format version {meta.get('version')!r}; this TinyTorch reads versions up to {VERSION}"
+            f"{path} has checkpoint format version {meta.get('version')!r}; "
+            f"this TinyTorch reads versions up to {VERSION}"
         )
     return _decode(meta["state"], arrays, path)
 
@@ -167,7 +177,13 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
 
     Asking to restore an optimizer or scheduler the file does not hold is an error.
     """
-    state = load_state(path)
+    return restore_state(load_state(path), path, model, optimizer, scheduler)
+
+
+def restore_state(
+    state: dict, path: str | os.PathLike, model: Any = None, optimizer: Any = None, scheduler: Any = None
+) -> dict:
+    """Load a :func:`load_state` result (read from ``path``) into the given objects; returns ``state``."""
     for name, target in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):
         if target is None:
             continue

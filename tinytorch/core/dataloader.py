@@ -182,6 +182,17 @@ class DataLoader:
         self.num_prefetch = int(depth)
         self._rng = None if seed is None else np.random.default_rng(seed)
 
+    def state_dict(self) -> dict:
+        """The loader's own generator state (empty when it draws from the framework's generator,
+        whose state a checkpoint saves separately), so a resumed run shuffles as an unbroken one."""
+        return {} if self._rng is None else {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "rng" in state:
+            if self._rng is None:
+                raise ValueError("DataLoader.load_state_dict: the state holds a generator, but this loader has no seed=")
+            self._rng.bit_generator.state = state["rng"]
+
     def __len__(self) -> int:
         """The number of batches in an epoch."""
         return len(batch_slices(len(self.dataset), self.batch_size, self.drop_last))
