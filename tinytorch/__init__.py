@@ -54,3 +54,71 @@ from .core.tensor import (
     zeros_like,
 )
 from .core.profiling import MemoryProfiler
+from .core.module import Module, Parameter
+from .core.activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .core.layers import (
+    BatchNorm1d,
+    BatchNorm1D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Identity,
+    LayerNorm,
+    Linear,
+)
+from .core.networks import MLP, Sequential, create_mlp
+from .core.spatial import (
+    AvgPool2d,
+    AvgPool2D,
+    BatchNorm2d,
+    BatchNorm2D,
+    Conv2d,
+    Conv2D,
+    GlobalAvgPool2D,
+    MaxPool2d,
+    MaxPool2D,
+)
+from .core.data import transforms
+from .core.dataloader import (
+    CIFAR10Dataset,
+    DataLoader,
+    Dataset,
+    FashionMNIST,
+    MNIST,
+    TensorDataset,
+    TinyShakespeare,
+    download_cifar10,
+)
+from .core.optimizers import (
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    OneCycleLR,
+    RMSprop,
+    StepLR,
+    WarmupCosineLR,
+    clip_grad_norm_,
+)
+from .core.training import (
+    Accuracy,
+    BCEWithLogitsLoss,
+    BinaryCrossEntropyLoss,
+    Callback,
+    CrossEntropyLoss,
+    EarlyStopping,
+    F1Score,
+    MeanSquaredError,
+    ModelCheckpoint,
+    MSELoss,
+    NLLLoss,
+    Precision,
+    Recall,
+    Trainer,
+    compute_confusion_matrix,
+    evaluate_model,
+    load_checkpoint,
+    plot_training_history,
+    save_checkpoint,
+)

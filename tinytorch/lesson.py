@@ -247,6 +247,29 @@ def run_lesson(lesson: Lesson, workspace: Path | None = None) -> LessonResult:
     return LessonResult(lesson, workspace_file(lesson, workspace), len(test.examples), failed, exercises, failures)
 
 
+class _Qualified:
+    """A default value written in a stub as its import path (``tt.core.activations.ReLU``), not its repr."""
+
+    def __init__(self, value: Any):
+        self.text = f"{value.__module__}.{value.__qualname__}".replace("tinytorch.", "tt.", 1)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def signature_source(fn: Any) -> str:
+    """``fn``'s signature as Python source; a class or function default (``activation=ReLU``) is
+    written as its ``tt.`` path, since its repr (``<class ...>``) is not valid Python."""
+    signature = inspect.signature(fn)
+    parameters = [
+        p.replace(default=_Qualified(p.default))
+        if p.default is not p.empty and (inspect.isclass(p.default) or inspect.isfunction(p.default))
+        else p
+        for p in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=parameters))
+
+
 def stub_source(lesson: Lesson) -> str:
     """A workspace file for ``lesson``: a stub per exercise (signature, docstring, NotImplementedError)
     and a place for each reflection answer."""
@@ -263,7 +286,7 @@ def stub_source(lesson: Lesson) -> str:
         doc = inspect.getdoc(obj) or ""
         doc_block = '    """' + doc.replace("\\", "\\\\").replace('"""', "'''").replace("\n", "\n    ") + '\n    """\n' if doc else ""
         parts.append(
-            f"\n\ndef {name}{inspect.signature(obj)}:\n{doc_block}"
+            f"\n\ndef {name}{signature_source(obj)}:\n{doc_block}"
             f'    raise NotImplementedError("write {name}: see lessons/{lesson.path.name}")\n'
         )
     questions = lesson.reflection_questions()

@@ -115,3 +115,28 @@ def attention_saved(
         same_shape(kernel, "keep", keep, probs.shape)
         keep = np.ascontiguousarray(keep)
     return grad_out, probs, keep, p
+
+
+def forward_inputs(kernel: str, q, k, v, mask, scale, dropout_p, seed) -> tuple:
+    """Every check of ``attention_forward``, and the dropout draw.
+
+    Returns (q, k, v, mask, scale, p, keep): q, k, v C-contiguous; mask as :func:`attention_mask`
+    returns it; scale a float; p the dropout probability; keep from :func:`dropout_keep`.
+    """
+    q, k, v = attention_qkv(kernel, q, k, v)
+    scale = attention_scale(kernel, scale, q.shape[-1])
+    scores_shape = (*q.shape[:-2], q.shape[-2], k.shape[-2])
+    mask = attention_mask(kernel, mask, scores_shape, q.dtype)
+    p = dropout_probability(kernel, dropout_p)
+    return q, k, v, mask, scale, p, dropout_keep(p, scores_shape, seed)
+
+
+def backward_inputs(kernel: str, grad_out, q, k, v, probs, keep, scale, dropout_p) -> tuple:
+    """Every check of ``attention_backward``.
+
+    Returns (grad_out, q, k, v, probs, keep, scale, factor), arrays C-contiguous, scale a float and
+    factor what a kept probability was multiplied by (:func:`dropout_scale`).
+    """
+    q, k, v = attention_qkv(kernel, q, k, v)
+    grad_out, probs, keep, p = attention_saved(kernel, grad_out, probs, keep, dropout_p, q, k, v)
+    return grad_out, q, k, v, probs, keep, attention_scale(kernel, scale, q.shape[-1]), dropout_scale(p)

@@ -25,7 +25,8 @@ def float_input(kernel: str, name: str, x, ndim: int | None = None, dtype=None) 
         raise TypeError(f"{kernel}: {name} has dtype {x.dtype} but the other inputs are {np.dtype(dtype)}")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{kernel}: {name} must be {ndim}-D, got shape {x.shape}")
-    return np.ascontiguousarray(x)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,); a 0-d array is contiguous already
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
 def same_shape(kernel: str, name: str, x: np.ndarray, expected: tuple[int, ...]) -> None:
@@ -105,6 +106,8 @@ def conv2d_inputs(kernel: str, x, weight, stride, padding):
 
 def pool_geometry(kernel: str, input_shape, window, stride, padding):
     """Check a pooling window over an (N, C, H, W) input; returns ``(window, stride, padding, (Ho, Wo))``."""
+    if min(input_shape[2:]) < 1:
+        raise ValueError(f"{kernel}: the input of shape {tuple(input_shape)} has empty (H, W) planes")
     window = int_pair(kernel, "kernel", window, 1)
     stride = int_pair(kernel, "stride", stride, 1)
     padding = int_pair(kernel, "padding", padding, 0)
@@ -121,9 +124,20 @@ def argmax_input(kernel: str, argmax, expected: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(argmax)
 
 
-def batchnorm_input(kernel: str, x) -> np.ndarray:
-    """Return ``x`` (N, C, ...) C-contiguous, or raise unless it has a channel axis and values to normalise."""
+def batchnorm_inputs(kernel: str, x, **vectors) -> tuple[np.ndarray, ...]:
+    """Return ``x`` (N, C, ...) and then each named (C,) vector, all C-contiguous and of x's dtype.
+
+    Raises naming ``kernel`` unless x has a channel axis and every vector has one value per channel.
+    """
     x = float_input(kernel, "x", x)
     if x.ndim < 2:
         raise ValueError(f"{kernel}: x must be (N, C) or (N, C, H, W), got shape {x.shape}")
-    return x
+    return (x, *(channel_vector(kernel, name, v, x.shape[1], x.dtype) for name, v in vectors.items()))
+
+
+def epsilon(kernel: str, eps) -> float:
+    """Return ``eps`` as a non-negative Python float, or raise naming ``kernel``."""
+    value = float(eps)
+    if not value >= 0:
+        raise ValueError(f"{kernel}: eps must be a non-negative number, got {eps!r}")
+    return value

@@ -9,19 +9,23 @@ results are new arrays of the same dtype unless a docstring says a kernel works 
 """
 
 import numpy as np
-
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .attention_contracts import backward_inputs as attention_backward_inputs
+from .attention_contracts import dropout_scale
+from .attention_contracts import forward_inputs as attention_forward_inputs
 from .contracts import (
     argmax_input,
-    batchnorm_input,
+    batchnorm_inputs,
     channel_vector,
     conv2d_inputs,
+    epsilon,
     float_input,
     pool_geometry,
     same_shape,
     shape_tuple,
 )
+from .optim_contracts import adam_inputs, rmsprop_inputs, sgd_inputs
 
 __all__ = [
     "softmax_forward",
@@ -41,6 +45,11 @@ __all__ = [
     "batchnorm_forward_train",
     "batchnorm_forward_eval",
     "batchnorm_backward",
+    "attention_forward",
+    "attention_backward",
+    "sgd_step",
+    "adam_step",
+    "rmsprop_step",
 ]
 
 
@@ -293,9 +302,8 @@ def batchnorm_forward_train(
     mean (C,); invstd (C,)). The running statistics are the layer's business, not the kernel's.
     """
     name = "batchnorm_forward_train"
-    x = batchnorm_input(name, x)
-    gamma = channel_vector(name, "gamma", gamma, x.shape[1], x.dtype)
-    beta = channel_vector(name, "beta", beta, x.shape[1], x.dtype)
+    x, gamma, beta = batchnorm_inputs(name, x, gamma=gamma, beta=beta)
+    eps = epsilon(name, eps)
     if x.size == 0:
         raise ValueError(f"{name}: x of shape {x.shape} has no values to take statistics of")
     axes = _channel_axes(x)
@@ -314,12 +322,10 @@ def batchnorm_forward_eval(
     Returns y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta, same shape as x.
     """
     name = "batchnorm_forward_eval"
-    x = batchnorm_input(name, x)
-    mean, var, gamma, beta = (
-        channel_vector(name, label, v, x.shape[1], x.dtype)
-        for label, v in (("running_mean", running_mean), ("running_var", running_var), ("gamma", gamma), ("beta", beta))
+    x, mean, var, gamma, beta = batchnorm_inputs(
+        name, x, running_mean=running_mean, running_var=running_var, gamma=gamma, beta=beta
     )
-    scale = gamma / np.sqrt(var + eps)
+    scale = gamma / np.sqrt(var + epsilon(name, eps))
     return x * _per_channel(scale, x) + _per_channel(beta - mean * scale, x)
 
 
@@ -334,13 +340,9 @@ def batchnorm_backward(
     dx = gamma * invstd / M * (M * grad - dbeta - xhat * dgamma). Returns (dx, dgamma, dbeta).
     """
     name = "batchnorm_backward"
-    x = batchnorm_input(name, x)
+    x, mean, invstd, gamma = batchnorm_inputs(name, x, mean=mean, invstd=invstd, gamma=gamma)
     grad = float_input(name, "grad", grad, dtype=x.dtype)
     same_shape(name, "grad", grad, x.shape)
-    mean, invstd, gamma = (
-        channel_vector(name, label, v, x.shape[1], x.dtype)
-        for label, v in (("mean", mean), ("invstd", invstd), ("gamma", gamma))
-    )
     axes = _channel_axes(x)
     count = x.size // x.shape[1]
     xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
@@ -348,3 +350,233 @@ def batchnorm_backward(
     dgamma = (grad * xhat).sum(axis=axes)
     dx = _per_channel(gamma * invstd / count, x) * (count * grad - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
     return dx, dgamma, dbeta
+
+
+def attention_forward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    seed=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Scaled dot-product attention: softmax(q kᵀ · scale + mask) v, with optional dropout.
+
+    Shapes: q (..., Tq, D), k (..., Tk, D), v (..., Tk, Dv), one float dtype, the same leading
+    (batch) axes in all three: any number of them, e.g. (B, H) for multi-head attention, or none.
+
+    - ``scale`` multiplies the scores ``q @ kᵀ``; None means 1/sqrt(D).
+    - ``mask`` broadcasts to the scores' shape (..., Tq, Tk). A boolean mask says where a query may
+      attend (True = may attend, as PyTorch's boolean ``attn_mask``); a float mask is added to the
+      scaled scores (use -inf to forbid).
+    - ``causal=True`` lets query i see key j only when j <= i + (Tk - Tq): the mask is aligned to
+      the bottom right, so a single new query (Tq = 1) attending to a KV cache of Tk keys sees all
+      of them. (PyTorch's ``is_causal`` is aligned top-left; the two agree when Tq == Tk.) ``mask``
+      and ``causal`` may be combined: a score must pass both.
+    - A row whose keys are all masked has probabilities 0 (not NaN), so its output row is 0 and no
+      gradient flows through it.
+    - ``dropout_p`` drops probabilities after the softmax with inverted scaling: each is kept with
+      probability 1 - p and multiplied by 1/(1 - p) (0 when p == 1). The keep-mask is
+      ``np.random.default_rng(seed).random(probs.shape, dtype=np.float32) >= p`` in every
+      implementation, so a seed gives the same result in the reference and the compiled kernel.
+      ``seed`` is anything ``np.random.default_rng`` takes: an int for a reproducible mask (a layer
+      can draw one from the framework's generator), None for fresh entropy.
+
+    Returns ``(out, probs, keep)``: out (..., Tq, Dv); probs (..., Tq, Tk), the softmax
+    probabilities BEFORE dropout; keep, the boolean keep-mask of probs' shape, or None when
+    dropout_p == 0. All three are new arrays; pass probs and keep to :func:`attention_backward`.
+    """
+    q, k, v, mask, scale, p, keep = attention_forward_inputs(
+        "attention_forward", q, k, v, mask, scale, dropout_p, seed
+    )
+    tq, tk = q.shape[-2], k.shape[-2]
+    scores = (q @ np.swapaxes(k, -1, -2)) * scale  # (..., Tq, Tk)
+    allowed = np.tril(np.ones((tq, tk), dtype=bool), k=tk - tq) if causal else None
+    if mask is not None and mask.dtype == np.bool_:
+        allowed = mask if allowed is None else allowed & mask
+    elif mask is not None:
+        scores = scores + mask
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    row_max = scores.max(axis=-1, keepdims=True, initial=-np.inf)
+    row_max = np.where(np.isfinite(row_max), row_max, 0)  # a fully masked row is all -inf
+    e = np.exp(scores - row_max)
+    total = e.sum(axis=-1, keepdims=True)
+    probs = e / np.where(total > 0, total, 1)  # a fully masked row stays 0
+
+    dropped = probs if keep is None else probs * keep * dropout_scale(p)
+    return dropped @ v, probs, keep
+
+
+def attention_backward(
+    grad_out: np.ndarray,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    probs: np.ndarray,
+    keep: np.ndarray | None,
+    scale: float | None,
+    dropout_p: float,
+    causal: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`attention_forward` with respect to q, k and v.
+
+    grad_out: dL/d(out), (..., Tq, Dv). q, k, v as given to the forward; probs and keep as it
+    returned them; scale and dropout_p the values it used (scale None means 1/sqrt(D)). The mask
+    is not needed: masked probabilities are 0, and so are their gradients. ``causal`` changes no
+    result: it tells an implementation that the forward was causal, so it may skip the products
+    of the masked blocks (the compiled kernel does; this one ignores it). With P = probs and
+    P' = probs * keep / (1 - p) (P' = P without dropout):
+
+        dV = P'ᵀ dO,   dP = (dO Vᵀ) * keep / (1 - p),   dS = P * (dP - rowsum(dP * P)) * scale,
+        dQ = dS K,     dK = dSᵀ Q
+
+    Returns (dq, dk, dv), new arrays of the shapes of q, k, v. No gradient is defined for a mask.
+    """
+    grad_out, q, k, v, probs, keep, scale, factor = attention_backward_inputs(
+        "attention_backward", grad_out, q, k, v, probs, keep, scale, dropout_p
+    )
+    dropped = probs if keep is None else probs * keep * factor
+    dv = np.swapaxes(dropped, -1, -2) @ grad_out  # (..., Tk, Dv)
+    dprobs = grad_out @ np.swapaxes(v, -1, -2)  # (..., Tq, Tk)
+    if keep is not None:
+        dprobs = dprobs * keep * factor
+    dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)) * scale
+    return dscores @ k, np.swapaxes(dscores, -1, -2) @ q, dv
+
+
+def sgd_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    momentum_buffer: np.ndarray | None,
+    lr: float,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    first_step: bool = False,
+) -> None:
+    """One SGD step, in place, exactly as torch.optim.SGD computes it.
+
+    param, grad, momentum_buffer: arrays of one shape and float dtype; param and momentum_buffer
+    are C-contiguous and updated in place (a strided view is rejected: a copy would be updated
+    instead); grad is only read. momentum_buffer may be None when momentum == 0. Per element:
+
+        d = grad + weight_decay * param
+        if momentum != 0:
+            buf = d                                         (first_step: PyTorch's buffer starts as a copy of d)
+            buf = momentum * buf + (1 - dampening) * d      (every later step)
+            d = d + momentum * buf if nesterov else buf
+        param -= lr * d
+
+    Nesterov needs momentum > 0 and dampening == 0. Returns None.
+    """
+    param, grad, buf = sgd_inputs("sgd_step", param, grad, momentum_buffer, momentum, dampening, nesterov)
+    d = grad + weight_decay * param if weight_decay != 0 else grad
+    if momentum != 0:
+        if first_step:
+            buf[...] = d
+        else:
+            buf *= momentum
+            buf += (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    param -= lr * d
+
+
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    exp_avg: np.ndarray,
+    exp_avg_sq: np.ndarray,
+    step: int,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    max_exp_avg_sq: np.ndarray | None = None,
+) -> None:
+    """One Adam (or AdamW, or AMSGrad) step, in place, exactly as torch.optim.Adam/AdamW compute it.
+
+    param, exp_avg, exp_avg_sq (and max_exp_avg_sq): C-contiguous arrays of grad's shape and
+    dtype, updated in place (the moments start at zeros); grad is only read. ``step`` is the
+    1-based count of this step (the count after incrementing). Per element:
+
+        if weight_decay:  param *= 1 - lr * weight_decay         (decoupled_weight_decay: AdamW)
+                          or grad = grad + weight_decay * param  (Adam's L2 penalty)
+        exp_avg    += (1 - beta1) * (grad - exp_avg)
+        exp_avg_sq  = beta2 * exp_avg_sq + (1 - beta2) * grad²
+        second      = max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)   (AMSGrad, when given)
+                      or exp_avg_sq
+        denom       = sqrt(second) / sqrt(1 - beta2**step) + eps
+        param      -= lr / (1 - beta1**step) * exp_avg / denom
+
+    Returns None.
+    """
+    param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step = adam_inputs(
+        "adam_step", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step
+    )
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    elif weight_decay != 0:
+        grad = grad + weight_decay * param
+    exp_avg += (1 - beta1) * (grad - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    second = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        second = np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+    denom = np.sqrt(second) / np.sqrt(1 - beta2**step) + eps
+    param -= lr / (1 - beta1**step) * exp_avg / denom
+
+
+def rmsprop_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    square_avg: np.ndarray,
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    momentum_buffer: np.ndarray | None = None,
+    centered: bool = False,
+    grad_avg: np.ndarray | None = None,
+) -> None:
+    """One RMSprop step, in place, exactly as torch.optim.RMSprop computes it.
+
+    param, square_avg, momentum_buffer (needed when momentum > 0) and grad_avg (needed when
+    centered): C-contiguous arrays of grad's shape and dtype, updated in place (all start at
+    zeros); grad is only read. Per element:
+
+        g = grad + weight_decay * param
+        square_avg = alpha * square_avg + (1 - alpha) * g²
+        if centered:  grad_avg += (1 - alpha) * (g - grad_avg)
+                      avg = sqrt(square_avg - grad_avg²) + eps
+        else:         avg = sqrt(square_avg) + eps
+        if momentum > 0:  buf = momentum * buf + g / avg;  param -= lr * buf
+        else:             param -= lr * g / avg
+
+    Returns None.
+    """
+    param, grad, square_avg, buf, grad_avg = rmsprop_inputs(
+        "rmsprop_step", param, grad, square_avg, momentum, momentum_buffer, centered, grad_avg
+    )
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * grad * grad
+    if centered:
+        grad_avg += (1 - alpha) * (grad - grad_avg)
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        buf *= momentum
+        buf += grad / avg
+        param -= lr * buf
+    else:
+        param -= lr * grad / avg

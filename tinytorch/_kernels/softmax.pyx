@@ -54,9 +54,11 @@ cdef void _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_
             yr[j] = _exp(xr[j] - m)
         total = <floating>sum_of(yr, n)
         if take_log:
-            total = _log(total) + m
+            # (x - m) - log(total), not x - (m + log(total)): with logits near 1000 the second form
+            # rounds m + log(total) to float32 first and loses the small log term (error ~1e-5).
+            total = _log(total)
             for j in range(n):
-                yr[j] = xr[j] - total
+                yr[j] = (xr[j] - m) - total
         else:
             total = 1 / total
             for j in range(n):

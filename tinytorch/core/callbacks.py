@@ -77,7 +77,11 @@ class EarlyStopping(Callback):
     """
 
     def __init__(
-        self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
         if not isinstance(patience, int) or patience < 1:
@@ -120,7 +124,12 @@ class ModelCheckpoint(Callback):
     epoch with ``save_best_only=False``. The file is ``.npz`` whatever its name (never a pickle)."""
 
     def __init__(
-        self, path: str, monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = True, min_delta: float = 0.0
+        self,
+        path: str,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        save_best_only: bool = True,
+        min_delta: float = 0.0,
     ) -> None:
         self.path = path
         self.tracker = _Monitor("ModelCheckpoint", monitor, mode, min_delta)

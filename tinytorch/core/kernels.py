@@ -59,6 +59,13 @@ def _load_compiled() -> tuple[dict[str, tuple[Callable, str]], list[str]]:
     return table, missing
 
 
+# An OpenMP thread that finishes a loop spins before it sleeps (~10 ms of CPU measured with
+# libgomp), and so does NumPy's BLAS, whose threads run the convolution's matrix products between
+# the kernels' loops: on two cores each pool's spinning thread takes the core the other one needs
+# (measured: conv forward+backward 1.3x slower). Passive waiting puts the kernels' threads to sleep
+# at once. The OpenMP runtime reads this when the first compiled module loads it, so it is set
+# before that; a value already in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _compiled, _missing = _load_compiled()
 _requested = os.environ.get(ENV_VAR, "").strip().lower()
 if _requested and _requested not in BACKENDS:

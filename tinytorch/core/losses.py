@@ -8,10 +8,11 @@ Cross-entropy is fused: :func:`softmax_cross_entropy` computes the per-sample lo
 gradient ``softmax(logits) - target`` in one pass from a stable log-softmax, so training never
 forms ``log(softmax(x))`` (which overflows for large logits) nor a graph of small ops.
 
+>>> import tinytorch as tt
 >>> logits = tt.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], requires_grad=True)
 >>> loss = CrossEntropyLoss()(logits, tt.tensor([0, 2]))
 >>> round(loss.item(), 4)
-0.1535
+0.1755
 >>> loss.backward()
 >>> logits.grad.shape
 (2, 3)
@@ -116,7 +117,9 @@ def _class_labels(op: str, scores: Tensor, labels: Any) -> np.ndarray:
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{op}: labels must be integer class indices, got dtype {labels.dtype}")
     if labels.shape != scores.shape[:1]:
-        raise ValueError(f"{op}: scores of shape {scores.shape} need labels of shape ({scores.shape[0]},), got {labels.shape}")
+        raise ValueError(
+            f"{op}: scores of shape {scores.shape} need labels of shape ({scores.shape[0]},), got {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
         raise ValueError(
             f"{op}: labels must be in [0, {scores.shape[1]}), got values from {labels.min()} to {labels.max()}"
@@ -166,7 +169,10 @@ class _BinaryCrossEntropy(Function):
 
 
 def cross_entropy(logits: Tensor, labels: Any, label_smoothing: float = 0.0, reduction: str = "mean") -> Tensor:
-    """Cross-entropy from unnormalised ``logits`` (N, C) and integer ``labels`` (N,): see :func:`softmax_cross_entropy`."""
+    """Cross-entropy from unnormalised ``logits`` (N, C) and integer ``labels`` (N,).
+
+    See :func:`softmax_cross_entropy` for the formula; ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``.
+    """
     logits = _tensor(logits)
     if logits.dtype.kind != "f":
         raise TypeError(f"cross_entropy: logits must be float, got dtype {logits.dtype}")

@@ -34,7 +34,7 @@ Modules too, although lesson 04 is the one that teaches how Module works.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -112,15 +112,21 @@ class Module:
             registry.pop(name, None)
         self._non_persistent.discard(name)
 
+    def _register(self, registry: str, name: str, value: Any) -> None:
+        """Keep ``value`` under ``name`` in one registry (``"_parameters"``, ``"_buffers"``, ``"_modules"``) and as an attribute."""
+        self._forget(name)
+        getattr(self, registry)[name] = value
+        object.__setattr__(self, name, value)
+
     def __setattr__(self, name: str, value: Any) -> None:
         parameters, buffers, modules = self._registries()
         if isinstance(value, Parameter):
-            self._forget(name)
-            parameters[name] = value
-        elif isinstance(value, Module):
-            self._forget(name)
-            modules[name] = value
-        elif name in parameters:
+            self._register("_parameters", name, value)
+            return
+        if isinstance(value, Module):
+            self._register("_modules", name, value)
+            return
+        if name in parameters:
             if value is not None:
                 raise TypeError(
                     f"{type(self).__name__}.{name} is a Parameter; assign a Parameter (or None), "
@@ -128,8 +134,7 @@ class Module:
                 )
             parameters[name] = None
         elif name in buffers:
-            buffers[name] = self._as_buffer(name, value)
-            value = buffers[name]
+            value = buffers[name] = self._as_buffer(value)
         elif name in modules:
             if value is not None:
                 raise TypeError(f"{type(self).__name__}.{name} is a sub-module; assign a Module (or None)")
@@ -144,10 +149,7 @@ class Module:
         """Register ``param`` (or None, for an optional parameter such as a missing bias) under ``name``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
-        self._registries()
-        self._forget(name)
-        self._parameters[name] = param
-        object.__setattr__(self, name, param)
+        self._register("_parameters", name, param)
 
     def register_buffer(self, name: str, value: Any, persistent: bool = True) -> None:
         """Register a tensor the module keeps but does not learn (BatchNorm's running statistics).
@@ -155,14 +157,12 @@ class Module:
         Buffers are saved by ``state_dict()`` (unless ``persistent=False``), follow ``to(dtype)``
         when they are float, and never require grad.
         """
-        self._registries()
-        self._forget(name)
-        self._buffers[name] = self._as_buffer(name, value)
+        self._register("_buffers", name, self._as_buffer(value))
         if not persistent:
             self._non_persistent.add(name)
-        object.__setattr__(self, name, self._buffers[name])
 
-    def _as_buffer(self, name: str, value: Any) -> Tensor | None:
+    @staticmethod
+    def _as_buffer(value: Any) -> Tensor | None:
         if value is None:
             return None
         array = value.data if isinstance(value, Tensor) else np.asarray(value)
@@ -172,10 +172,7 @@ class Module:
         """Register ``module`` as a child under ``name`` (any string, e.g. ``"0"``)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
-        self._registries()
-        self._forget(name)
-        self._modules[name] = module
-        object.__setattr__(self, name, module)
+        self._register("_modules", name, module)
 
     # -- running ---------------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:

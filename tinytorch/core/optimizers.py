@@ -8,6 +8,7 @@ has a gradient, in place, with one kernel call per parameter (``kernels.sgd_step
 the same start gives the same steps.
 
 >>> import numpy as np
+>>> import tinytorch as tt
 >>> from tinytorch.core.module import Parameter
 >>> w = Parameter(np.array([1.0, -2.0]))
 >>> opt = SGD([w], lr=0.1)
@@ -66,7 +67,9 @@ __all__ = [
 ParamsArg = Iterable[Tensor] | Iterable[Mapping[str, Any]] | None
 
 
-def _check_range(owner: str, name: str, value: Any, low: float, high: float = math.inf, high_open: bool = False) -> None:
+def _check_range(
+    owner: str, name: str, value: Any, low: float, high: float = math.inf, high_open: bool = False
+) -> None:
     """Raise unless ``low <= value <= high`` (``< high`` when ``high_open``), naming the optimizer and setting."""
     ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
     ok = ok and low <= value and (value < high if high_open else value <= high)
@@ -119,9 +122,13 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         groups = items if isinstance(items[0], Mapping) else [{"params": items}]
         template = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        self.param_groups = []
-        for group in groups:
-            self.add_param_group({**template, **group})
+        unbound, self.param_groups = self.param_groups, []
+        try:
+            for group in groups:
+                self.add_param_group({**template, **group})
+        except Exception:
+            self.param_groups = unbound  # a failed bind leaves the optimizer as it was
+            raise
 
     def add_param_group(self, group: Mapping[str, Any]) -> None:
         """Add a group (a dict with ``"params"`` and optional settings); missing settings take the defaults."""
@@ -134,7 +141,9 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{name}: parameters must be Tensors, got {type(p).__name__}")
             if p.dtype.kind != "f" or not p.is_leaf:
-                raise ValueError(f"{name}: can only optimize float leaf tensors, got a {p.dtype} tensor of shape {p.shape}")
+                raise ValueError(
+                    f"{name}: can only optimize float leaf tensors, got a {p.dtype} tensor of shape {p.shape}"
+                )
         taken = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params}) != len(params) or taken & {id(p) for p in params}:
             raise ValueError(f"{name}: a parameter appears more than once (in one group or in two groups)")
@@ -197,8 +206,10 @@ class Optimizer:
             if id(p) in index and s
         }
         groups = [
-            {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"},
-             "params": [index[id(p)] for p in g["params"]]}
+            {
+                **{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items() if k != "params"},
+                "params": [index[id(p)] for p in g["params"]],
+            }
             for g in self.param_groups
         ]
         return {"state": state, "param_groups": groups}
@@ -212,14 +223,19 @@ class Optimizer:
         name = f"{type(self).__name__}.load_state_dict"
         self._require_bound("load_state_dict")
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
-            raise ValueError(f"{name}: expected a dict with 'state' and 'param_groups', got {type(state_dict).__name__}")
+            raise ValueError(
+                f"{name}: expected a dict with 'state' and 'param_groups', got {type(state_dict).__name__}"
+            )
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{name}: the state has {len(saved_groups)} param group(s); this optimizer has {len(self.param_groups)}")
+            raise ValueError(
+                f"{name}: the state has {len(saved_groups)} param group(s); this optimizer has {len(self.param_groups)}"
+            )
         for i, (saved, own) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(own["params"]):
                 raise ValueError(
-                    f"{name}: param group {i} held {len(saved['params'])} parameter(s) when saved; it now holds {len(own['params'])}"
+                    f"{name}: param group {i} held {len(saved['params'])} parameter(s) when saved; "
+                    f"it now holds {len(own['params'])}"
                 )
         params = self.parameters()
         new_state: dict[Tensor, dict[str, Any]] = {}
@@ -232,7 +248,9 @@ class Optimizer:
             for k, v in entries.items():
                 if isinstance(v, np.ndarray):
                     if v.shape != p.shape:
-                        raise ValueError(f"{name}: {k} of parameter {i} has shape {v.shape}; the parameter has {p.shape}")
+                        raise ValueError(
+                            f"{name}: {k} of parameter {i} has shape {v.shape}; the parameter has {p.shape}"
+                        )
                     v = np.array(v, dtype=p.dtype, order="C", copy=True)
                 restored[k] = v
             new_state[p] = restored
@@ -296,8 +314,15 @@ class SGD(Optimizer):
                 state["momentum_buffer"] = np.zeros_like(param)
             buffer = state["momentum_buffer"]
         kernels.sgd_step(
-            param, grad, buffer, group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-            weight_decay=group["weight_decay"], nesterov=group["nesterov"], first_step=first,
+            param,
+            grad,
+            buffer,
+            group["lr"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            weight_decay=group["weight_decay"],
+            nesterov=group["nesterov"],
+            first_step=first,
         )
 
 
@@ -351,8 +376,17 @@ class Adam(Optimizer):
         state["step"] += 1
         beta1, beta2 = group["betas"]
         kernels.adam_step(
-            param, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], group["lr"], beta1, beta2,
-            group["eps"], weight_decay=group["weight_decay"], decoupled_weight_decay=self._decoupled,
+            param,
+            grad,
+            state["exp_avg"],
+            state["exp_avg_sq"],
+            state["step"],
+            group["lr"],
+            beta1,
+            beta2,
+            group["eps"],
+            weight_decay=group["weight_decay"],
+            decoupled_weight_decay=self._decoupled,
             max_exp_avg_sq=state["max_exp_avg_sq"] if group["amsgrad"] else None,
         )
 
@@ -417,10 +451,17 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(param)
         state["step"] += 1
         kernels.rmsprop_step(
-            param, grad, state["square_avg"], group["lr"], alpha=group["alpha"], eps=group["eps"],
-            weight_decay=group["weight_decay"], momentum=group["momentum"],
+            param,
+            grad,
+            state["square_avg"],
+            group["lr"],
+            alpha=group["alpha"],
+            eps=group["eps"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
             momentum_buffer=state.get("momentum_buffer") if group["momentum"] > 0 else None,
-            centered=group["centered"], grad_avg=state.get("grad_avg") if group["centered"] else None,
+            centered=group["centered"],
+            grad_avg=state.get("grad_avg") if group["centered"] else None,
         )
 
 

@@ -60,6 +60,11 @@ class TrainingDisplay:
             finally:
                 self._progress = self._task = None
 
+    @property
+    def live(self) -> bool:
+        """True while a progress bar is on screen (so running numbers are worth computing)."""
+        return self._progress is not None
+
     def advance(self, info: Mapping[str, float]) -> None:
         """One more batch done; ``info`` holds the running numbers to show beside the bar."""
         if self._progress is not None:

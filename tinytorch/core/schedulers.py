@@ -66,7 +66,9 @@ class LRScheduler:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
         elif any("initial_lr" not in group for group in optimizer.param_groups):
-            raise KeyError(f"{type(self).__name__}: last_epoch={last_epoch} needs 'initial_lr' in every param group (resume)")
+            raise KeyError(
+                f"{type(self).__name__}: last_epoch={last_epoch} needs 'initial_lr' in every param group (resume)"
+            )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._last_lr: list[float] = []
@@ -185,7 +187,9 @@ class OneCycleLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if total_steps is None:
-            if not (isinstance(epochs, int) and epochs > 0 and isinstance(steps_per_epoch, int) and steps_per_epoch > 0):
+            if not (
+                isinstance(epochs, int) and epochs > 0 and isinstance(steps_per_epoch, int) and steps_per_epoch > 0
+            ):
                 raise ValueError(
                     "OneCycleLR: give total_steps, or both epochs and steps_per_epoch (positive integers); "
                     f"got total_steps={total_steps}, epochs={epochs}, steps_per_epoch={steps_per_epoch}"
@@ -206,7 +210,9 @@ class OneCycleLR(LRScheduler):
         self.cycle_momentum = cycle_momentum
         self.use_beta1 = "betas" in optimizer.defaults
         if cycle_momentum and not (self.use_beta1 or "momentum" in optimizer.defaults):
-            raise ValueError(f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, got {type(optimizer).__name__}")
+            raise ValueError(
+                f"OneCycleLR: cycle_momentum needs an optimizer with momentum or betas, got {type(optimizer).__name__}"
+            )
         # (end step, lr from, lr to, momentum from, momentum to); the names are keys of each group
         up = float(pct_start * total_steps) - 1
         if three_phase:

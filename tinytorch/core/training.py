@@ -27,11 +27,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
-
+from . import callbacks as _callbacks
+from . import checkpoint as _checkpoint
+from . import losses as _losses
+from . import metrics as _metrics
 from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
-from .checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint, save_state
+from .checkpoint import CheckpointError, load_checkpoint, load_state, restore_state, save_checkpoint, save_state
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -64,15 +66,15 @@ from .progress import TrainingDisplay
 from .random import get_rng_state, set_rng_state
 from .tensor import Tensor
 
+# Everything lesson 11 teaches is importable from here, including what lives in the helper modules.
 __all__ = [
-    "Trainer", "evaluate_model", "plot_training_history",
-    "Callback", "EarlyStopping", "ModelCheckpoint",
-    "CheckpointError", "save_checkpoint", "load_checkpoint", "save_state", "load_state",
-    "CrossEntropyLoss", "NLLLoss", "MSELoss", "MeanSquaredError", "BinaryCrossEntropyLoss", "BCELoss",
-    "BCEWithLogitsLoss", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "softmax_cross_entropy",
-    "Metric", "Accuracy", "Precision", "Recall", "F1Score", "accuracy", "compute_confusion_matrix",
-    "precision_recall_f1", "predicted_classes",
+    "Trainer",
+    "evaluate_model",
+    "plot_training_history",
+    *_callbacks.__all__,
+    *_checkpoint.__all__,
+    *_losses.__all__,
+    *_metrics.__all__,
 ]
 
 PLOT_INSTALL = 'pip install "tinytorch[plot]"'
@@ -95,7 +97,9 @@ def _is_classification(outputs: Tensor, labels: Tensor) -> bool:
 def _scalar_loss(owner: str, loss: Any) -> Tensor:
     if not isinstance(loss, Tensor) or loss.size != 1:
         shape = loss.shape if isinstance(loss, Tensor) else type(loss).__name__
-        raise ValueError(f"{owner}: the loss function must return a one-element tensor (reduction='mean' or 'sum'), got {shape}")
+        raise ValueError(
+            f"{owner}: the loss function must return a one-element tensor (reduction='mean' or 'sum'), got {shape}"
+        )
     return loss
 
 
@@ -174,7 +178,9 @@ class Trainer:
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be a Module, got {type(model).__name__}")
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"Trainer: optimizer must be an Optimizer (Adam(lr=0.001), ...), got {type(optimizer).__name__}")
+            raise TypeError(
+                f"Trainer: optimizer must be an Optimizer (Adam(lr=0.001), ...), got {type(optimizer).__name__}"
+            )
         if not optimizer.is_bound:
             optimizer.bind(model.parameters())
         self.metrics = [m() if isinstance(m, type) else m for m in (metrics or [])]
@@ -182,7 +188,10 @@ class Trainer:
         if len(set(names)) != len(names):
             raise ValueError(f"Trainer: two metrics share a name: {names}")
         if scheduler is not None and getattr(scheduler, "interval", None) not in ("step", "epoch"):
-            raise ValueError(f"Trainer: the scheduler's interval must be 'step' or 'epoch', got {getattr(scheduler, 'interval', None)!r}")
+            raise ValueError(
+                "Trainer: the scheduler's interval must be 'step' or 'epoch', "
+                f"got {getattr(scheduler, 'interval', None)!r}"
+            )
         if grad_clip_norm is not None and not grad_clip_norm > 0:
             raise ValueError(f"Trainer: grad_clip_norm must be positive, got {grad_clip_norm!r}")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
@@ -217,7 +226,10 @@ class Trainer:
         ``.npz`` whatever its suffix, never a pickle. ``early_stopping_patience`` stops after that
         many epochs without improvement. ``verbose``: 0 silent, 1 progress bars, 2 one line per
         epoch. ``resume_from`` loads a checkpoint first and continues after its epoch: the result is
-        bit-identical to an uninterrupted run (checkpoints are taken at epoch boundaries). Returns
+        bit-identical to an uninterrupted run (checkpoints are taken at epoch boundaries). The
+        framework's random generator is saved, which covers dropout and a DataLoader's shuffling
+        and augmentation when it draws from it (the default); a loader with a generator of its own
+        is resumed exactly when it offers ``state_dict()`` / ``load_state_dict()``. Returns
         :attr:`history`.
         """
         if not isinstance(epochs, int) or epochs < 0:
@@ -285,8 +297,9 @@ class Trainer:
             total_loss, count = total_loss + value * n, count + n
             for m in self.metrics:
                 m.update(outputs.data, y.data)
-            running = {"loss": total_loss / count, **{m.name: m.compute() for m in self.metrics}}
-            display.advance({**running, "images_per_second": count / (time.perf_counter() - started)})
+            if display.live:
+                running = {"loss": total_loss / count, **{m.name: m.compute() for m in self.metrics}}
+                display.advance({**running, "images_per_second": count / (time.perf_counter() - started)})
             for cb in self._active_callbacks:
                 cb.on_batch_end(self, self.global_step, {"loss": value})
         if count == 0:
@@ -329,11 +342,16 @@ class Trainer:
         """Restore a :meth:`save_checkpoint` file: weights, optimizer, scheduler, random state, history, epoch."""
         state = load_state(path)
         if "trainer" not in state.get("extra", {}):
-            raise CheckpointError(f"Trainer.load_checkpoint: {path} holds no training state (saved by save_checkpoint()?)")
+            raise CheckpointError(
+                f"Trainer.load_checkpoint: {path} holds no training state (saved by save_checkpoint()?)"
+            )
         if (self.scheduler is None) != ("scheduler" not in state):
             has = "has" if "scheduler" in state else "has no"
-            raise CheckpointError(f"Trainer.load_checkpoint: {path} {has} scheduler state, but this Trainer {'has no' if self.scheduler is None else 'has a'} scheduler")
-        load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+            raise CheckpointError(
+                f"Trainer.load_checkpoint: {path} {has} scheduler state, "
+                f"but this Trainer {'has no' if self.scheduler is None else 'has a'} scheduler"
+            )
+        restore_state(state, path, self.model, self.optimizer, self.scheduler)
         trainer = state["extra"]["trainer"]
         self.epoch, self.global_step = int(trainer["epoch"]), int(trainer["global_step"])
         self.history = {k: list(v) for k, v in trainer["history"].items()}
@@ -351,10 +369,6 @@ def _length(loader: Any) -> int | None:
         return None
 
 
-#: history keys that are not curves of a loss or a metric
-_NOT_CURVES = {"epoch", "lr", "epoch_time", "images_per_second"}
-
-
 def plot_training_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike | None = None) -> Path:
     """Draw the loss and each metric per epoch (training and validation side by side) into a PNG.
 
@@ -366,16 +380,22 @@ def plot_training_history(history: Mapping[str, Sequence[float]], path: str | os
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(f"plot_training_history needs matplotlib, an optional extra: {PLOT_INSTALL}") from None
-    names = sorted({k.split("_", 1)[1] for k in history if k.startswith(("train_", "val_")) and k not in _NOT_CURVES})
+    names = sorted({k.split("_", 1)[1] for k in history if k.startswith(("train_", "val_"))})
     names.sort(key=lambda name: name != "loss")  # the loss first
     if not names:
-        raise ValueError(f"plot_training_history: the history has no train_*/val_* curves; its keys are {sorted(history)}")
+        raise ValueError(
+            f"plot_training_history: the history has no train_*/val_* curves; its keys are {sorted(history)}"
+        )
     panels = names + (["lr"] if len(set(history.get("lr", []))) > 1 else [])
     fig = Figure(figsize=(4.5 * len(panels), 3.6))
     FigureCanvasAgg(fig)
     for i, name in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
-        keys = ["lr"] if name == "lr" else [f"{split}_{name}" for split in ("train", "val") if f"{split}_{name}" in history]
+        keys = (
+            ["lr"]
+            if name == "lr"
+            else [f"{split}_{name}" for split in ("train", "val") if f"{split}_{name}" in history]
+        )
         for key in keys:
             values = list(history[key])
             ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=key)

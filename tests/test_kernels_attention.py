@@ -1,0 +1,260 @@
+"""Attention kernels: compiled against reference, the reference against finite differences and PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinytorch._kernels import attention as compiled
+from tinytorch._kernels import reference
+from tinytorch.core import kernels
+from tinytorch.core.autograd import Function
+from tinytorch.testing import gradcheck
+
+from .kernel_checks import DTYPES, arrays, assert_close, torch_oracle
+from .strategies import leaf
+
+IMPLEMENTATIONS = {"reference": reference, "compiled": compiled}
+
+
+def _mask(rng: np.random.Generator, kind: str | None, shape: tuple[int, ...], masked: float):
+    """A mask of ``shape``: each score is forbidden with probability ``masked`` (so whole rows can be)."""
+    if kind is None:
+        return None
+    forbidden = rng.random(shape) < masked
+    if kind == "bool":
+        return ~forbidden
+    return np.where(forbidden, -np.inf, rng.standard_normal(shape))
+
+
+@st.composite
+def mask_shapes(draw, full: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape that broadcasts to ``full``: some trailing axes of it, each possibly replaced by 1."""
+    kept = full[len(full) - draw(st.integers(0, len(full))) :]
+    return tuple(1 if draw(st.booleans()) else side for side in kept)
+
+
+@st.composite
+def attention_cases(draw, dtype=None, max_side: int = 6) -> dict:
+    """Arguments for attention_forward: any leading axes, Tq != Tk, masks of every kind, dropout."""
+    dtype = dtype or draw(st.sampled_from(DTYPES))
+    batch = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    tq, tk = draw(st.integers(1, max_side)), draw(st.integers(1, max_side + 1))
+    d, dv = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from([None, "bool", "float"]))
+    return dict(
+        q=draw(arrays((*batch, tq, d), dtype)),
+        k=draw(arrays((*batch, tk, d), dtype)),
+        v=draw(arrays((*batch, tk, dv), dtype)),
+        mask=_mask(rng, kind, draw(mask_shapes((*batch, tq, tk))), draw(st.sampled_from([0.0, 0.4, 0.9]))),
+        causal=draw(st.booleans()),
+        scale=draw(st.sampled_from([None, 0.7])),
+        dropout_p=draw(st.sampled_from([0.0, 0.0, 0.3])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+def _backward(impl, case: dict, out, probs, keep, grad_out):
+    return impl.attention_backward(
+        grad_out, case["q"], case["k"], case["v"], probs, keep, case["scale"], case["dropout_p"], causal=case["causal"]
+    )
+
+
+@settings(max_examples=60)
+@given(case=attention_cases(), data=st.data())
+def test_compiled_attention_matches_reference(case, data):
+    expected = reference.attention_forward(**case)
+    actual = compiled.attention_forward(**case)
+    for name, a, e in zip(("out", "probs"), actual, expected):
+        assert np.isfinite(a).all(), f"{name} has NaN or inf"
+        assert_close(a, e, name)
+    if expected[2] is None:
+        assert actual[2] is None
+    else:
+        np.testing.assert_array_equal(actual[2], expected[2], err_msg="the dropout keep-masks differ for one seed")
+
+    grad_out = data.draw(arrays(expected[0].shape, case["q"].dtype))
+    grads_expected = _backward(reference, case, *expected, grad_out)
+    grads_actual = _backward(compiled, case, *actual, grad_out)
+    for name, a, e in zip(("dq", "dk", "dv"), grads_actual, grads_expected):
+        assert_close(a, e, name, scale=10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tq, tk", [(130, 140), (150, 100), (64, 64), (65, 1), (1, 200)])
+def test_compiled_causal_attention_skipping_masked_blocks_matches_reference(tq, tk, dtype):
+    # Long enough for several blocks of query rows, whose masked key blocks the compiled kernel skips.
+    rng = np.random.default_rng(tq * tk)
+    q, k, v, grad_out = (rng.standard_normal(shape).astype(dtype) for shape in ((2, tq, 8), (2, tk, 8), (2, tk, 3), (2, tq, 3)))
+    mask = rng.random((tq, tk)) < 0.9
+    for kwargs in (dict(), dict(mask=mask, dropout_p=0.2, seed=3)):
+        expected = reference.attention_forward(q, k, v, causal=True, **kwargs)
+        actual = compiled.attention_forward(q, k, v, causal=True, **kwargs)
+        assert_close(actual[0], expected[0], "out")
+        assert_close(actual[1], expected[1], "probs")
+        p = kwargs.get("dropout_p", 0.0)
+        grads_expected = reference.attention_backward(grad_out, q, k, v, *expected[1:], None, p)
+        grads_actual = compiled.attention_backward(grad_out, q, k, v, *actual[1:], None, p, causal=True)
+        for name, a, e in zip(("dq", "dk", "dv"), grads_actual, grads_expected):
+            assert_close(a, e, name, scale=10)
+
+
+class ReferenceAttention(Function):
+    """The attention kernels of one implementation as an autograd op, for gradcheck."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, impl=reference, mask=None, causal=False, scale=None, dropout_p=0.0, seed=None):
+        out, probs, keep = impl.attention_forward(q, k, v, mask, causal, scale, dropout_p, seed)
+        ctx.save_for_backward(q, k, v, probs, keep)
+        ctx.impl, ctx.scale, ctx.dropout_p, ctx.causal = impl, scale, dropout_p, causal
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        q, k, v, probs, keep = ctx.saved
+        return ctx.impl.attention_backward(grad, q, k, v, probs, keep, ctx.scale, ctx.dropout_p, causal=ctx.causal)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@settings(max_examples=12)
+@given(case=attention_cases(dtype=np.float64, max_side=4))
+def test_attention_backward_matches_finite_differences(impl, case):
+    # A seed fixes the dropout mask, so the function is deterministic and differentiable.
+    q, k, v = (leaf(case.pop(name)) for name in ("q", "k", "v"))
+    gradcheck(
+        lambda q, k, v: ReferenceAttention.apply(q, k, v, impl=IMPLEMENTATIONS[impl], **case),
+        q, k, v, name=f"{impl} attention",
+    )
+
+
+def _torch_attention(torch, q, k, v, mask, causal, scale):
+    """PyTorch's SDPA with the bottom-right causal alignment of our kernels, as an explicit mask."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    # PyTorch wants a mask of at least the (Tq, Tk) axes
+    attn_mask = None if mask is None else torch.tensor(np.broadcast_to(mask, np.broadcast_shapes(np.shape(mask), (tq, tk))))
+    if causal and tq == tk and mask is None:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    if causal:
+        allowed = torch.tensor(np.tril(np.ones((tq, tk), dtype=bool), k=tk - tq))
+        attn_mask = allowed if attn_mask is None else (allowed & attn_mask if attn_mask.dtype == torch.bool
+                                                       else attn_mask.masked_fill(~allowed, float("-inf")))
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+
+
+@settings(max_examples=25)
+@given(case=attention_cases(dtype=np.float64), data=st.data())
+def test_reference_attention_matches_pytorch(case, data):
+    torch = torch_oracle()
+    case["dropout_p"] = 0.0
+    out, probs, _ = reference.attention_forward(**case)
+    # PyTorch returns NaN for a row with no visible key; ours are defined as 0, so compare the others.
+    visible = probs.sum(axis=-1) > 0
+    grad_out = data.draw(arrays(out.shape, np.float64))
+    dq, dk, dv = reference.attention_backward(grad_out, case["q"], case["k"], case["v"], probs, None, case["scale"], 0.0)
+
+    tq, tk, tv = (torch.tensor(case[name], requires_grad=True) for name in ("q", "k", "v"))
+    torch_out = _torch_attention(torch, tq, tk, tv, case["mask"], case["causal"], case["scale"])
+    torch_grad = torch.tensor(np.where(visible[..., None], grad_out, 0.0))  # keep NaN rows out of the gradients
+    torch_out.backward(torch_grad)
+    np.testing.assert_allclose(out[visible], torch_out.detach().numpy()[visible], rtol=1e-10, atol=1e-12)
+    if visible.all():
+        for name, ours, theirs in (("dq", dq, tq.grad), ("dk", dk, tk.grad), ("dv", dv, tv.grad)):
+            np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fully_masked_rows_give_zero_output_and_gradient(impl, dtype):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal(shape).astype(dtype) for shape in ((2, 4, 3), (2, 5, 3), (2, 5, 2)))
+    mask = np.ones((4, 5), dtype=bool)
+    mask[1] = False
+    out, probs, keep = impl.attention_forward(q, k, v, mask=mask)
+    dq, dk, dv = impl.attention_backward(rng.standard_normal(out.shape).astype(dtype), q, k, v, probs, keep, None, 0.0)
+    assert np.isfinite(out).all() and np.isfinite(dq).all() and np.isfinite(dk).all()
+    assert not out[:, 1].any() and not probs[:, 1].any() and not dq[:, 1].any()
+    np.testing.assert_allclose(probs[:, [0, 2, 3]].sum(axis=-1), 1, rtol=1e-6)
+    # causal with more queries than keys: the first Tq - Tk queries see nothing
+    out, probs, _ = impl.attention_forward(k, q, q, causal=True)
+    assert not out[:, 0].any() and (probs[:, 1, 0] > 0).all() and not probs[:, 1, 1:].any()
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+def test_causal_single_query_sees_the_whole_kv_cache(impl):
+    rng = np.random.default_rng(1)
+    q, k, v = rng.standard_normal((2, 3, 1, 4)), rng.standard_normal((2, 3, 6, 4)), rng.standard_normal((2, 3, 6, 5))
+    causal_out, causal_probs, _ = impl.attention_forward(q, k, v, causal=True)
+    plain_out, _, _ = impl.attention_forward(q, k, v)
+    assert (causal_probs > 0).all()
+    np.testing.assert_allclose(causal_out, plain_out, rtol=1e-12)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+def test_dropout_keeps_one_minus_p_and_is_reproducible(impl):
+    rng = np.random.default_rng(2)
+    q, k, v = (rng.standard_normal((4, 64, 8)).astype(np.float32) for _ in range(3))
+    out, probs, keep = impl.attention_forward(q, k, v, dropout_p=0.25, seed=7)
+    assert keep.dtype == np.bool_ and keep.shape == probs.shape
+    assert abs(keep.mean() - 0.75) < 0.01
+    np.testing.assert_allclose(probs.sum(axis=-1), 1, rtol=1e-5)  # probs are before dropout
+    np.testing.assert_allclose(out, (probs * keep / 0.75) @ v, rtol=1e-4, atol=1e-5)
+    again = impl.attention_forward(q, k, v, dropout_p=0.25, seed=7)
+    np.testing.assert_array_equal(again[0], out)
+    other = impl.attention_forward(q, k, v, dropout_p=0.25, seed=8)
+    assert (other[2] != keep).any()
+    dropped_all, _, _ = impl.attention_forward(q, k, v, dropout_p=1.0, seed=7)
+    assert not dropped_all.any()
+
+
+def test_compiled_results_do_not_alias_reused_buffers():
+    rng = np.random.default_rng(3)
+    first = [rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(4)]
+    second = [rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(4)]
+    results = []
+    for q, k, v, g in (first, second):
+        out, probs, keep = compiled.attention_forward(q, k, v, causal=True, dropout_p=0.2, seed=1)
+        grads = compiled.attention_backward(g, q, k, v, probs, keep, None, 0.2)
+        results.append([a.copy() for a in (out, probs, *grads)] + [(out, probs, *grads)])
+    for kept, live in zip(results[0][:-1], results[0][-1]):
+        np.testing.assert_array_equal(live, kept, err_msg="a later call overwrote an earlier result")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+def test_empty_key_axis_gives_zero_output(impl):
+    q, k, v = np.ones((2, 3, 4)), np.ones((2, 0, 4)), np.ones((2, 0, 5))
+    out, probs, _ = impl.attention_forward(q, k, v)
+    assert out.shape == (2, 3, 5) and probs.shape == (2, 3, 0) and not out.any()
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+def test_attention_errors_name_the_problem(impl):
+    q, k, v = np.ones((2, 3, 4)), np.ones((2, 5, 4)), np.ones((2, 5, 6))
+    fwd = impl.attention_forward
+    with pytest.raises(ValueError, match=r"attention_forward: k has shape \(2, 5, 3\); expected"):
+        fwd(q, np.ones((2, 5, 3)), v)
+    with pytest.raises(ValueError, match=r"attention_forward: v has shape \(2, 4, 6\)"):
+        fwd(q, k, np.ones((2, 4, 6)))
+    with pytest.raises(TypeError, match="attention_forward: k has dtype float32 but the other inputs are float64"):
+        fwd(q, k.astype(np.float32), v)
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 5\) does not broadcast to the scores' shape \(2, 3, 5\)"):
+        fwd(q, k, v, mask=np.ones((4, 5), dtype=bool))
+    with pytest.raises(TypeError, match="mask has dtype int64; expected bool"):
+        fwd(q, k, v, mask=np.ones((3, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"dropout_p must be in \[0, 1\], got 1.5"):
+        fwd(q, k, v, dropout_p=1.5)
+    with pytest.raises(ValueError, match="at least 2 axes"):
+        fwd(np.ones(4), k, v)
+    out, probs, keep = fwd(q, k, v)
+    with pytest.raises(ValueError, match="keep must be given exactly when dropout_p > 0"):
+        impl.attention_backward(out * 0 + 1, q, k, v, probs, None, None, 0.5)
+    with pytest.raises(ValueError, match=r"attention_backward: grad_out has shape \(2, 3, 5\); expected \(2, 3, 6\)"):
+        impl.attention_backward(np.ones((2, 3, 5)), q, k, v, probs, None, None, 0.0)
+
+
+def test_registry_runs_the_compiled_attention_kernels():
+    described = kernels.describe()
+    assert described["attention_forward"] == "tinytorch._kernels.attention"
+    assert described["attention_backward"] == "tinytorch._kernels.attention"

@@ -1,0 +1,155 @@
+"""Convolution kernels: the reference against finite differences and PyTorch, the compiled one against the reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinytorch._kernels import conv as compiled
+from tinytorch._kernels import reference
+
+from .kernel_checks import DTYPES, arrays, assert_close, assert_vjp, laid_out, numeric_vjp, torch_oracle
+
+IMPLEMENTATIONS = [pytest.param(reference, id="reference"), pytest.param(compiled, id="compiled")]
+
+
+@st.composite
+def conv_geometries(draw, max_side: int = 7, max_channels: int = 3):
+    """Shapes, stride and padding of a valid convolution: batch and channels from 1, odd sizes,
+    strides up to 4 (often larger than the kernel), kernels up to the whole padded input."""
+    n, c, f = (draw(st.integers(1, 3)), draw(st.integers(1, max_channels)), draw(st.integers(1, 4)))
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    kh, kw = draw(st.integers(1, min(5, h + 2 * ph))), draw(st.integers(1, min(5, w + 2 * pw)))
+    stride = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return (n, c, h, w), (f, c, kh, kw), stride, (ph, pw)
+
+
+def out_shape(x_shape, w_shape, stride, padding):
+    (n, _, h, w), (f, _, kh, kw) = x_shape, w_shape
+    return n, f, (h + 2 * padding[0] - kh) // stride[0] + 1, (w + 2 * padding[1] - kw) // stride[1] + 1
+
+
+# Geometries a random draw may miss: the kernel covering the whole input, 1x1 kernels and 1x1
+# inputs, strides larger than the kernel (input elements no window reads), padding wider than useful.
+EDGE_GEOMETRIES = [
+    ((2, 3, 5, 4), (2, 3, 5, 4), (1, 1), (0, 0)),
+    ((2, 3, 6, 6), (4, 3, 1, 1), (1, 1), (0, 0)),
+    ((3, 2, 1, 1), (4, 2, 3, 3), (1, 1), (1, 1)),
+    ((1, 1, 9, 7), (1, 1, 2, 1), (4, 3), (0, 0)),
+    ((2, 2, 8, 8), (3, 2, 1, 1), (3, 3), (0, 0)),
+    ((1, 2, 3, 3), (2, 2, 3, 3), (2, 2), (2, 2)),
+]
+
+
+def compare(x, weight, bias, grad, stride, padding, need_input_grad=True, need_bias_grad=True):
+    scale = weight.shape[1] * weight.shape[2] * weight.shape[3]  # products summed per output
+    assert_close(
+        compiled.conv2d_forward(x, weight, bias, stride, padding),
+        reference.conv2d_forward(x, weight, bias, stride, padding),
+        "conv2d_forward",
+        scale,
+    )
+    got = compiled.conv2d_backward(x, weight, grad, stride, padding, need_input_grad, need_bias_grad)
+    want = reference.conv2d_backward(x, weight, grad, stride, padding, need_input_grad, need_bias_grad)
+    for label, a, b in zip(("grad_x", "grad_weight", "grad_bias"), got, want):
+        if b is None:
+            assert a is None, f"conv2d_backward returned {label} that was not asked for"
+        else:
+            assert_close(a, b, f"conv2d_backward {label}", scale * grad.shape[0] * grad.shape[2] * grad.shape[3])
+
+
+@settings(max_examples=60)
+@given(geometry=conv_geometries(), dtype=st.sampled_from(DTYPES), flags=st.tuples(st.booleans(), st.booleans(), st.booleans()), data=st.data())
+def test_compiled_matches_reference(geometry, dtype, flags, data):
+    x_shape, w_shape, stride, padding = geometry
+    with_bias, need_input_grad, need_bias_grad = flags
+    x = data.draw(arrays(x_shape, dtype))
+    weight = data.draw(arrays(w_shape, dtype))
+    bias = data.draw(arrays((w_shape[0],), dtype)) if with_bias else None
+    grad = data.draw(arrays(out_shape(x_shape, w_shape, stride, padding), dtype))
+    compare(x, weight, bias, grad, stride, padding, need_input_grad, need_bias_grad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", EDGE_GEOMETRIES, ids=str)
+def test_compiled_matches_reference_on_edge_geometries(geometry, dtype):
+    x_shape, w_shape, stride, padding = geometry
+    rng = np.random.default_rng(1)
+    x = laid_out(rng.standard_normal(x_shape), dtype, "sliced")
+    weight, bias = rng.standard_normal(w_shape).astype(dtype), rng.standard_normal(w_shape[0]).astype(dtype)
+    grad = rng.standard_normal(out_shape(x_shape, w_shape, stride, padding)).astype(dtype)
+    compare(x, weight, bias, grad, stride, padding)
+
+
+def test_stride_larger_than_kernel_leaves_unread_inputs_without_gradient():
+    rng = np.random.default_rng(2)
+    x, weight = rng.standard_normal((1, 1, 7, 7)), rng.standard_normal((1, 1, 2, 2))
+    grad = rng.standard_normal((1, 1, 2, 2))
+    for kernels in (reference, compiled):
+        grad_x = kernels.conv2d_backward(x, weight, grad, (3, 3), (0, 0))[0]
+        assert np.all(grad_x[0, 0, 2::3, :] == 0) and np.all(grad_x[0, 0, :, 2::3] == 0)
+        assert np.count_nonzero(grad_x) == 16
+
+
+def test_results_never_alias_the_reused_workspace():
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.standard_normal((2, 2, 2, 6, 6)).astype(np.float32)
+    weight, grad = rng.standard_normal((3, 2, 3, 3)).astype(np.float32), rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    out1 = compiled.conv2d_forward(x1, weight, None, (1, 1), (1, 1))
+    grads1 = compiled.conv2d_backward(x1, weight, grad, (1, 1), (1, 1))
+    expected = out1.copy(), [g.copy() for g in grads1]
+    compiled.conv2d_forward(x2, weight, None, (1, 1), (1, 1))
+    compiled.conv2d_backward(x2, weight, 2 * grad, (1, 1), (1, 1))
+    np.testing.assert_array_equal(out1, expected[0])
+    for g, e in zip(grads1, expected[1]):
+        np.testing.assert_array_equal(g, e)
+
+
+@settings(max_examples=10)
+@given(geometry=conv_geometries(max_side=5, max_channels=2), seed=st.integers(0, 2**32 - 1))
+def test_reference_backward_matches_finite_differences(geometry, seed):
+    x_shape, w_shape, stride, padding = geometry
+    rng = np.random.default_rng(seed)
+    x, weight, bias = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    cotangent = rng.standard_normal(out_shape(x_shape, w_shape, stride, padding))
+    numeric = numeric_vjp(lambda *a: reference.conv2d_forward(*a, stride, padding), [x, weight, bias], cotangent)
+    analytic = reference.conv2d_backward(x, weight, cotangent, stride, padding)
+    assert_vjp("conv2d", list(analytic), numeric, ["x", "weight", "bias"])
+
+
+@pytest.mark.parametrize("geometry", [((2, 3, 7, 6), (4, 3, 3, 2), (2, 3), (1, 1)), *EDGE_GEOMETRIES], ids=str)
+def test_reference_matches_torch(geometry):
+    torch = torch_oracle()
+    x_shape, w_shape, stride, padding = geometry
+    rng = np.random.default_rng(4)
+    x, weight, bias = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, weight, bias))
+    out_t = torch.nn.functional.conv2d(xt, wt, bt, stride, padding)
+    grad = rng.standard_normal(out_t.shape)
+    out_t.backward(torch.tensor(grad))
+    np.testing.assert_allclose(reference.conv2d_forward(x, weight, bias, stride, padding), out_t.detach().numpy(), atol=1e-12)
+    got = reference.conv2d_backward(x, weight, grad, stride, padding)
+    for label, a, t in zip(("grad_x", "grad_weight", "grad_bias"), got, (xt, wt, bt)):
+        np.testing.assert_allclose(a, t.grad.numpy(), atol=1e-12, err_msg=label)
+
+
+@pytest.mark.parametrize("kernels", IMPLEMENTATIONS)
+def test_bad_inputs_get_clear_errors(kernels):
+    x, weight = np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"conv2d_forward: x must be 4-D, got shape \(3, 5, 5\)"):
+        kernels.conv2d_forward(x[0], weight, None, (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="conv2d_forward: weight of shape .* expects 2 input channels, but x .* has 3"):
+        kernels.conv2d_forward(x, np.ones((2, 2, 3, 3)), None, (1, 1), (0, 0))
+    with pytest.raises(TypeError, match="conv2d_forward: weight has dtype float32 but the other inputs are float64"):
+        kernels.conv2d_forward(x, weight.astype(np.float32), None, (1, 1), (0, 0))
+    with pytest.raises(ValueError, match=r"conv2d_forward: the 7x7 window is larger than the padded input 6x6"):
+        kernels.conv2d_forward(x[:, :, :4, :4], np.ones((2, 3, 7, 7)), None, (1, 1), (1, 1))
+    with pytest.raises(ValueError, match=r"conv2d_forward: bias has shape \(3,\); expected \(2,\)"):
+        kernels.conv2d_forward(x, weight, np.ones(3), (1, 1), (0, 0))
+    with pytest.raises(ValueError, match="conv2d_forward: stride must be at least 1"):
+        kernels.conv2d_forward(x, weight, None, (0, 1), (0, 0))
+    with pytest.raises(TypeError, match=r"conv2d_forward: padding must be an \(h, w\) pair of ints"):
+        kernels.conv2d_forward(x, weight, None, (1, 1), 1)
+    with pytest.raises(ValueError, match=r"conv2d_backward: grad_out has shape \(1, 2, 5, 5\); expected \(1, 2, 3, 3\)"):
+        kernels.conv2d_backward(x, weight, np.ones((1, 2, 5, 5)), (1, 1), (0, 0))

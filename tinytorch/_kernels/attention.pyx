@@ -1,0 +1,267 @@
+"""Fused scaled-dot-product attention, compiled.
+
+Same names, arguments and results as in ``reference.py``, which documents them. The two matrix
+products of each direction go to BLAS through ``np.matmul`` on the (batch * heads) stack; Cython does
+the rest in one fused pass per score row, rows in parallel:
+
+- forward: scale, mask (boolean or additive, read through its broadcast strides, never expanded),
+  causal limit (a column bound per row, no mask array), softmax and dropout, in place in the score
+  matrix, which becomes the returned ``probs``;
+- backward: dS = P * (dP - rowsum(dP * P)) * scale, with dropout, in place in a scratch matrix.
+
+With causal masking the products are taken block by block of 64 query rows, each block only
+against the keys it can see, so the masked corner of the score matrix is never computed (the
+backward does this when it is told ``causal=True``; its results are the same either way).
+
+Scratch matrices (the dropped probabilities, dS) come from ``workspace.scratch``: kept per thread and
+reused across calls, since touching fresh pages costs more than the pass itself. Nothing returned
+aliases them.
+"""
+
+import numpy as np
+from cython.parallel cimport prange
+cimport cython
+from cython cimport floating
+from libc.math cimport exp, INFINITY
+
+from .fastexp cimport tt_expf
+from .loops cimport sum_of, sum_of_centred_products
+
+from .attention_contracts import backward_inputs, dropout_scale, forward_inputs
+from .workspace import scratch
+
+# Score matrices smaller than this are processed on the calling thread: waking the others costs more.
+cdef Py_ssize_t PARALLEL_MIN_SCORES = 1 << 14
+# Query rows per block when causal masking lets whole blocks of keys be skipped.
+CAUSAL_BLOCK = 64
+
+
+cdef enum MaskKind:
+    NO_MASK = 0
+    BOOL_MASK = 1
+    FLOAT_MASK = 2
+
+
+cdef inline floating _exp(floating x) noexcept nogil:
+    if floating is float:
+        return tt_expf(x)  # vectorisable; libm's expf is a call per element
+    else:
+        return exp(x)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef inline void _softmax_row(floating* s, Py_ssize_t tk, Py_ssize_t limit, floating scale, int kind,
+                              const unsigned char* bmask, const floating* fmask, Py_ssize_t mstep,
+                              const unsigned char* keep, floating* dropped, floating dscale) noexcept nogil:
+    """Row s[:tk] of raw scores -> probabilities; columns >= limit are masked (causal)."""
+    cdef Py_ssize_t j
+    cdef floating x, mx = -INFINITY, inv
+    if kind == FLOAT_MASK:
+        for j in range(limit):
+            x = s[j] * scale + fmask[j * mstep]
+            s[j] = x
+            mx = x if x > mx else mx
+    elif kind == BOOL_MASK:
+        for j in range(limit):
+            x = s[j] * scale if bmask[j * mstep] else -INFINITY
+            s[j] = x
+            mx = x if x > mx else mx
+    else:
+        for j in range(limit):
+            x = s[j] * scale
+            s[j] = x
+            mx = x if x > mx else mx
+    if mx == -INFINITY:
+        limit = 0  # every key is masked: the whole row is 0
+    else:
+        for j in range(limit):
+            s[j] = _exp(s[j] - mx)
+        inv = 1 / sum_of(s, limit)
+        for j in range(limit):
+            s[j] = s[j] * inv
+    for j in range(limit, tk):
+        s[j] = 0
+    if dropped != NULL:
+        for j in range(tk):
+            dropped[j] = s[j] * dscale if keep[j] else 0
+
+
+cdef inline Py_ssize_t _visible_keys(Py_ssize_t i, Py_ssize_t tq, Py_ssize_t tk, bint causal) noexcept nogil:
+    """How many keys query i sees: all Tk, or with causal masking (bottom-right aligned) those j <= i + Tk - Tq."""
+    if not causal:
+        return tk
+    return max(0, min(tk, i + tk - tq + 1))
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef void _softmax_scores(floating[:, :, ::1] s, floating scale, bint causal, int kind,
+                          const unsigned char[::1] bmask, const floating[::1] fmask,
+                          const Py_ssize_t[::1] moffset, Py_ssize_t mrow, Py_ssize_t mcol,
+                          const unsigned char[::1] keep, floating[:, :, ::1] dropped, bint dropout,
+                          floating dscale) noexcept nogil:
+    cdef Py_ssize_t n_mat = s.shape[0], tq = s.shape[1], tk = s.shape[2]
+    cdef Py_ssize_t r, n, i, limit, m
+    cdef const unsigned char* brow
+    cdef const floating* frow
+    cdef const unsigned char* krow
+    cdef floating* drow
+    for r in prange(n_mat * tq, schedule="static", use_threads_if=n_mat * tq * tk >= PARALLEL_MIN_SCORES):
+        n = r // tq
+        i = r - n * tq
+        limit = _visible_keys(i, tq, tk, causal)
+        m = moffset[n] + i * mrow if kind != NO_MASK else 0
+        brow = &bmask[m] if kind == BOOL_MASK else NULL
+        frow = &fmask[m] if kind == FLOAT_MASK else NULL
+        krow = &keep[r * tk] if dropout else NULL
+        drow = &dropped[n, i, 0] if dropout else NULL
+        _softmax_row(&s[n, i, 0], tk, limit, scale, kind, brow, frow, mcol, krow, drow, dscale)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef void _softmax_grad(floating[:, :, ::1] ds, const floating[:, :, ::1] p, const unsigned char[:, :, ::1] keep,
+                        bint dropout, floating dscale, floating scale, bint causal) noexcept nogil:
+    """Row by row, in place: ds = dP (= dO Vᵀ) -> dS = P * (dP' - rowsum(dP' * P)) * scale, dP' = dP * keep * dscale.
+
+    Past a row's visible keys P is 0, and ds may hold anything (the products there were skipped): dS is 0.
+    """
+    cdef Py_ssize_t n_mat = ds.shape[0], tq = ds.shape[1], tk = ds.shape[2], r, n, i, j, limit
+    cdef floating acc
+    cdef floating* d
+    cdef const floating* pr
+    for r in prange(n_mat * tq, schedule="static", use_threads_if=n_mat * tq * tk >= PARALLEL_MIN_SCORES):
+        n = r // tq
+        i = r - n * tq
+        limit = _visible_keys(i, tq, tk, causal)
+        d = &ds[n, i, 0]
+        pr = &p[n, i, 0]
+        if dropout:
+            for j in range(limit):
+                d[j] = d[j] * dscale if keep[n, i, j] else 0
+        acc = sum_of_centred_products(d, pr, limit, 0.0)  # rowsum(dP' * P)
+        for j in range(limit):
+            d[j] = pr[j] * (d[j] - acc) * scale
+        for j in range(limit, tk):
+            d[j] = 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _apply_keep(const floating[:, ::1] p, const unsigned char[:, ::1] keep, floating dscale,
+                      floating[:, ::1] out) noexcept nogil:
+    cdef Py_ssize_t rows = p.shape[0], tk = p.shape[1], r, j
+    for r in prange(rows, schedule="static", use_threads_if=rows * tk >= PARALLEL_MIN_SCORES):
+        for j in range(tk):
+            out[r, j] = p[r, j] * dscale if keep[r, j] else 0
+
+
+_NO_BYTES = np.zeros(1, np.uint8)
+_NO_OFFSETS = np.zeros(1, np.intp)
+
+
+def _mask_layout(mask, batch, tq, tk):
+    """Where mask element (n, i, j) of the broadcast mask lives in the flat mask: offset[n] + i*row + j*col.
+
+    Broadcast axes have stride 0, so a (Tq, Tk) or (B, 1, 1, Tk) mask is read in place, never expanded.
+    """
+    view = np.broadcast_to(mask, (*batch, tq, tk))
+    steps = [stride // mask.itemsize for stride in view.strides]
+    offsets = np.zeros(batch, dtype=np.intp)
+    for axis, (size, step) in enumerate(zip(batch, steps)):
+        along = [1] * len(batch)
+        along[axis] = size
+        offsets = offsets + np.arange(size, dtype=np.intp).reshape(along) * step
+    return np.ascontiguousarray(offsets.reshape(-1)), steps[-2], steps[-1]
+
+
+def _stack(x):
+    """(..., T, D) -> (N, T, D), a view of a C-contiguous array (sizes spelled out: any may be 0)."""
+    return x.reshape(int(np.prod(x.shape[:-2])), *x.shape[-2:])
+
+
+def _blocks(tq, tk, causal):
+    """[(a, b, seen)]: query rows [a, b) see at most keys [0, seen); one block unless causal.
+
+    With causal masking whole rectangles of the score matrix are masked: the products there are
+    skipped (for T = 128 that is a third of the matrix-product time). Keys [seen_before, seen) are
+    first seen by query a, so for the key-side gradients block (a, b, seen) covers queries [a, Tq).
+    """
+    if not causal or tq == 0:
+        return [(0, tq, tk)]
+    blocks = []
+    for a in range(0, tq, CAUSAL_BLOCK):
+        b = min(tq, a + CAUSAL_BLOCK)
+        blocks.append((a, b, max(0, min(tk, b + tk - tq))))
+    return blocks
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, seed=None):
+    q, k, v, mask, scale, p, keep = forward_inputs("attention_forward", q, k, v, mask, scale, dropout_p, seed)
+    batch, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    q3, k3, v3 = _stack(q), _stack(k), _stack(v)
+    blocks = _blocks(tq, tk, causal)
+
+    probs = np.empty((q3.shape[0], tq, tk), q.dtype)  # raw scores, made probabilities in place
+    for a, b, seen in blocks:
+        np.matmul(q3[:, a:b], k3[:, :seen].transpose(0, 2, 1), out=probs[:, a:b, :seen])
+    dropped = None if keep is None else scratch("attention.dropped", probs.shape, q.dtype)
+    if probs.size:
+        kind = NO_MASK if mask is None else BOOL_MASK if mask.dtype == np.bool_ else FLOAT_MASK
+        offsets, mrow, mcol = (_NO_OFFSETS, 0, 0) if mask is None else _mask_layout(mask, batch, tq, tk)
+        bmask = mask.reshape(-1).view(np.uint8) if kind == BOOL_MASK else _NO_BYTES
+        fmask = mask.reshape(-1) if kind == FLOAT_MASK else np.zeros(1, q.dtype)
+        flat_keep = _NO_BYTES if keep is None else keep.reshape(-1).view(np.uint8)
+        written = probs if dropped is None else dropped
+        if q.dtype == np.float32:
+            _softmax_scores[float](probs, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
+                                   flat_keep, written, keep is not None, dropout_scale(p))
+        else:
+            _softmax_scores[double](probs, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
+                                    flat_keep, written, keep is not None, dropout_scale(p))
+    attended = probs if dropped is None else dropped
+    out = np.empty((q3.shape[0], tq, v.shape[-1]), q.dtype)
+    for a, b, seen in blocks:
+        np.matmul(attended[:, a:b, :seen], v3[:, :seen], out=out[:, a:b])
+    return out.reshape(*batch, tq, v.shape[-1]), probs.reshape(*batch, tq, tk), keep
+
+
+def attention_backward(grad_out, q, k, v, probs, keep, scale, dropout_p, causal=False):
+    grad_out, q, k, v, probs, keep, scale, factor = backward_inputs(
+        "attention_backward", grad_out, q, k, v, probs, keep, scale, dropout_p
+    )
+    q3, k3, v3, g3, p3 = _stack(q), _stack(k), _stack(v), _stack(grad_out), _stack(probs)
+    tq, tk = p3.shape[1], p3.shape[2]
+    blocks = _blocks(tq, tk, causal)
+    keep3 = _NO_BYTES.reshape(1, 1, 1) if keep is None else keep.reshape(p3.shape).view(np.uint8)
+    dropped = p3
+    if keep is not None:
+        dropped = scratch("attention.dropped", p3.shape, q.dtype)
+        rows = (p3.shape[0] * tq, tk)
+        if q.dtype == np.float32:
+            _apply_keep[float](p3.reshape(rows), keep3.reshape(rows), factor, dropped.reshape(rows))
+        else:
+            _apply_keep[double](p3.reshape(rows), keep3.reshape(rows), factor, dropped.reshape(rows))
+
+    dscores = scratch("attention.dscores", p3.shape, q.dtype)  # dP = dO Vᵀ, made dS in place
+    for a, b, seen in blocks:
+        np.matmul(g3[:, a:b], v3[:, :seen].transpose(0, 2, 1), out=dscores[:, a:b, :seen])
+    if p3.size:
+        if q.dtype == np.float32:
+            _softmax_grad[float](dscores, p3, keep3, keep is not None, factor, scale, causal)
+        else:
+            _softmax_grad[double](dscores, p3, keep3, keep is not None, factor, scale, causal)
+
+    dq, dk, dv = np.empty_like(q3), np.empty_like(k3), np.empty_like(v3)
+    first_unseen = 0
+    for a, b, seen in blocks:
+        np.matmul(dscores[:, a:b, :seen], k3[:, :seen], out=dq[:, a:b])
+        new_keys = slice(first_unseen, seen)  # keys first seen by query a: no earlier query sees them
+        np.matmul(dscores[:, a:, new_keys].transpose(0, 2, 1), q3[:, a:], out=dk[:, new_keys])
+        np.matmul(dropped[:, a:, new_keys].transpose(0, 2, 1), g3[:, a:], out=dv[:, new_keys])
+        first_unseen = max(first_unseen, seen)
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)

@@ -1,0 +1,242 @@
+"""2-D convolution, compiled: im2col and col2im as parallel loops, the three products on BLAS.
+
+Same names, arguments and results as in ``reference.py``, which documents them. With K = C*KH*KW
+input values per window and P = Ho*Wo windows per image, the windows of the whole batch are laid
+out as one column matrix ``cols`` (K, N*P), so each product is a single large matrix product, the
+shape BLAS runs fastest here (measured against per-image products):
+
+    forward          out (F, N*P)     = W (F, K)        @ cols (K, N*P)
+    weight gradient  dW (F, K)        = g (F, N*P)      @ cols.T
+    input gradient   dcols (K, N*P)   = W.T (K, F)      @ g (F, N*P)   then col2im: add back onto x
+
+Cython does what BLAS cannot: copy the windows out (im2col), move the product into NCHW order
+with the bias added, and add window gradients back onto the input (col2im), each loop parallel
+over rows or image planes. ``cols`` and ``g`` live in reused scratch buffers (see workspace.py);
+everything returned is freshly allocated.
+"""
+
+import numpy as np
+cimport cython
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
+
+from .loops cimport sum_of
+from .contracts import channel_vector, conv2d_inputs, float_input, same_shape
+from .workspace import scratch
+
+
+cdef enum:
+    FAILED = 1  # a thread could not allocate its padded plane
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef int _im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    # cols[(c, i, j), n*P + oh*Wo + ow] = xpad[n, c, oh*sh + i, ow*sw + j]. One task is one (image,
+    # channel) plane: it is copied into the thread's zero-bordered plane buffer once, then every
+    # window row is a plain copy from there, with no bounds tests (rows are short: Wo is 8 to 32).
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3], p = ho * wo
+    cdef Py_ssize_t hp = h + 2 * ph, wp = w + 2 * pw, task, ni, ci, i, j, oh, ow, r
+    cdef floating* dst
+    cdef const floating* src
+    cdef floating* padded = NULL  # each thread allocates its own in the parallel block
+    cdef int status = 0
+    with parallel():
+        padded = <floating*>calloc(hp * wp, sizeof(floating))  # the border stays zero
+        for task in prange(n * c, schedule="static"):
+            if padded == NULL:
+                status |= FAILED
+                continue
+            ni = task // c
+            ci = task - ni * c
+            for r in range(h):
+                memcpy(&padded[(r + ph) * wp + pw], &x[ni, ci, r, 0], w * sizeof(floating))
+            for i in range(kh):
+                for j in range(kw):
+                    dst = &cols[(ci * kh + i) * kw + j, ni * p]
+                    for oh in range(ho):
+                        src = &padded[(oh * sh + i) * wp + j]
+                        if sw == 1:
+                            for ow in range(wo):
+                                dst[oh * wo + ow] = src[ow]
+                        else:
+                            for ow in range(wo):
+                                dst[oh * wo + ow] = src[ow * sw]
+        free(padded)
+    return status
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef int _col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] gx, Py_ssize_t kh, Py_ssize_t kw,
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    # The adjoint of _im2col: every window value is added back where it was read, into the thread's
+    # padded plane buffer, whose interior is then copied out (the padding's share is dropped). One
+    # task owns one (image, channel) plane, so overlapping windows never race; input elements no
+    # window reads (stride larger than the kernel) keep the zero they start with.
+    cdef Py_ssize_t n = gx.shape[0], c = gx.shape[1], h = gx.shape[2], w = gx.shape[3], p = ho * wo
+    cdef Py_ssize_t hp = h + 2 * ph, wp = w + 2 * pw, task, ni, ci, i, j, oh, ow, r
+    cdef floating* dst
+    cdef const floating* src
+    cdef floating* padded = NULL  # each thread allocates its own in the parallel block
+    cdef int status = 0
+    with parallel():
+        padded = <floating*>malloc(hp * wp * sizeof(floating))
+        for task in prange(n * c, schedule="static"):
+            if padded == NULL:
+                status |= FAILED
+                continue
+            ni = task // c
+            ci = task - ni * c
+            memset(padded, 0, hp * wp * sizeof(floating))
+            for i in range(kh):
+                for j in range(kw):
+                    src = &cols[(ci * kh + i) * kw + j, ni * p]
+                    for oh in range(ho):
+                        dst = &padded[(oh * sh + i) * wp + j]
+                        if sw == 1:
+                            for ow in range(wo):
+                                dst[ow] += src[oh * wo + ow]
+                        else:
+                            for ow in range(wo):
+                                dst[ow * sw] += src[oh * wo + ow]
+            for r in range(h):
+                memcpy(&gx[ni, ci, r, 0], &padded[(r + ph) * wp + pw], w * sizeof(floating))
+        free(padded)
+    return status
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef void _unpack_output(const floating[:, ::1] product, const floating[::1] bias, bint has_bias,
+                         floating[:, :, ::1] out) noexcept nogil:
+    # out[n, f, :] = product[f, n*P : (n+1)*P] + bias[f]: (F, N*P) back to NCHW order.
+    cdef Py_ssize_t n = out.shape[0], f = out.shape[1], p = out.shape[2], task, ni, fi, q
+    cdef floating b
+    cdef const floating* src
+    cdef floating* dst
+    for task in prange(n * f, schedule="static"):
+        ni = task // f
+        fi = task - ni * f
+        b = bias[fi] if has_bias else 0
+        src = &product[fi, ni * p]
+        dst = &out[ni, fi, 0]
+        for q in range(p):
+            dst[q] = src[q] + b
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _pack_grad(const floating[:, :, ::1] grad_out, floating[:, ::1] packed, floating[::1] grad_bias,
+                     bint want_bias) noexcept nogil:
+    # packed[f, n*P : (n+1)*P] = grad_out[n, f, :], and grad_bias[f] = its sum, in the same pass.
+    cdef Py_ssize_t n = grad_out.shape[0], f = grad_out.shape[1], p = grad_out.shape[2], fi, ni, q
+    cdef double total
+    cdef const floating* src
+    cdef floating* dst
+    for fi in prange(f, schedule="static"):
+        total = 0
+        for ni in range(n):
+            src = &grad_out[ni, fi, 0]
+            dst = &packed[fi, ni * p]
+            for q in range(p):
+                dst[q] = src[q]
+            if want_bias:
+                total = total + sum_of(src, p)
+        if want_bias:
+            grad_bias[fi] = <floating>total
+
+
+def _check(status, kernel, x):
+    if status:
+        raise MemoryError(f"{kernel}: could not allocate a padded plane of {x.shape[2:]} per thread")
+
+
+def _im2col_into(kernel, x, cols, window, stride, padding, out_size):
+    args = (*window, *stride, *padding, *out_size)
+    if x.dtype == np.float32:
+        status = _im2col[float](x, cols, *args)
+    else:
+        status = _im2col[double](x, cols, *args)
+    _check(status, kernel, x)
+
+
+def _covers_input(x, weight, padding):
+    """True when the window is the whole unpadded input: one output position per image, so the
+    convolution is a dense layer, (N, C*H*W) @ (C*H*W, F), with no windows to copy out."""
+    return padding == (0, 0) and weight.shape[2:] == x.shape[2:]
+
+
+def conv2d_forward(x, weight, bias, stride, padding):
+    x, weight, stride, padding, (ho, wo) = conv2d_inputs("conv2d_forward", x, weight, stride, padding)
+    n, c, h, w = x.shape
+    f, _, kh, kw = weight.shape
+    has_bias = bias is not None
+    bias = channel_vector("conv2d_forward", "bias", bias, f, x.dtype) if has_bias else np.zeros(0, x.dtype)
+    if _covers_input(x, weight, padding):
+        out = np.matmul(x.reshape(n, -1), weight.reshape(f, -1).T)
+        if has_bias:
+            out += bias
+        return out.reshape(n, f, 1, 1)
+    out = np.empty((n, f, ho, wo), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    cols = scratch("conv.cols", (c * kh * kw, n * ho * wo), x.dtype)
+    _im2col_into("conv2d_forward", x, cols, (kh, kw), stride, padding, (ho, wo))
+    product = scratch("conv.product", (f, n * ho * wo), x.dtype)
+    np.matmul(weight.reshape(f, -1), cols, out=product)
+    out3 = out.reshape(n, f, ho * wo)
+    if x.dtype == np.float32:
+        _unpack_output[float](product, bias, has_bias, out3)
+    else:
+        _unpack_output[double](product, bias, has_bias, out3)
+    return out
+
+
+def conv2d_backward(x, weight, grad_out, stride, padding, need_input_grad=True, need_bias_grad=True):
+    kernel = "conv2d_backward"
+    x, weight, stride, padding, (ho, wo) = conv2d_inputs(kernel, x, weight, stride, padding)
+    n, c, h, w = x.shape
+    f, _, kh, kw = weight.shape
+    grad_out = float_input(kernel, "grad_out", grad_out, ndim=4, dtype=x.dtype)
+    same_shape(kernel, "grad_out", grad_out, (n, f, ho, wo))
+    grad_bias = np.zeros(f, dtype=x.dtype) if need_bias_grad else None
+    if grad_out.size == 0:
+        grad_x = np.zeros_like(x) if need_input_grad else None
+        return grad_x, np.zeros_like(weight), grad_bias
+    if _covers_input(x, weight, padding):
+        grad2 = grad_out.reshape(n, f)
+        if need_bias_grad:
+            grad_bias = grad2.sum(axis=0)
+        grad_weight = np.matmul(grad2.T, x.reshape(n, -1)).reshape(weight.shape)
+        grad_x = np.matmul(grad2, weight.reshape(f, -1)).reshape(x.shape) if need_input_grad else None
+        return grad_x, grad_weight, grad_bias
+
+    cols = scratch("conv.cols", (c * kh * kw, n * ho * wo), x.dtype)
+    _im2col_into(kernel, x, cols, (kh, kw), stride, padding, (ho, wo))
+    packed = scratch("conv.product", (f, n * ho * wo), x.dtype)
+    bias_out = grad_bias if need_bias_grad else np.zeros(0, x.dtype)
+    grad3 = grad_out.reshape(n, f, ho * wo)
+    if x.dtype == np.float32:
+        _pack_grad[float](grad3, packed, bias_out, need_bias_grad)
+    else:
+        _pack_grad[double](grad3, packed, bias_out, need_bias_grad)
+    grad_weight = np.matmul(packed, cols.T).reshape(weight.shape)
+    if not need_input_grad:
+        return None, grad_weight, grad_bias
+
+    np.matmul(weight.reshape(f, -1).T, packed, out=cols)  # the window gradients, into the spent cols buffer
+    grad_x = np.empty_like(x)
+    args = (kh, kw, *stride, *padding, ho, wo)
+    if x.dtype == np.float32:
+        status = _col2im[float](cols, grad_x, *args)
+    else:
+        status = _col2im[double](cols, grad_x, *args)
+    _check(status, kernel, x)
+    return grad_x, grad_weight, grad_bias
