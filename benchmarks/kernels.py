@@ -19,6 +19,12 @@ from . import kernels_attention_optim as attention_optim_cases
 from .harness import THREADS, Case, Target, format_table, log, optional_torch, pin_threads, run_case, wait_for_idle, write_results
 
 BATCH = 64
+BLAS_FLOOR = "blas floor"  # label of the conv cases' matrix products alone
+
+NOTES = f"""'{BLAS_FLOOR}' is the convolution's three matrix products alone (forward, weight gradient, input
+gradient) on NumPy's BLAS, timed in the same rounds: no im2col convolution on this BLAS can be faster,
+and the reference spends most of its time in the same products, which bounds 'compiled vs reference'
+for the convolutions at (reference time) / (blas floor)."""
 
 
 def kernel_implementations(*names: str) -> dict[str, tuple[Callable, ...]]:
@@ -38,6 +44,22 @@ def runs(kernel_names: tuple[str, ...], ours: Callable, theirs: Callable) -> dic
     found = {label: ours(*functions) for label, functions in kernel_implementations(*kernel_names).items()}
     torch = optional_torch()
     return found if torch is None else {**found, "torch": theirs(torch)}
+
+
+def blas_floor(weight: np.ndarray, positions: int) -> Callable[[], object]:
+    """The three matrix products of a convolution's forward and backward pass alone, on NumPy's BLAS,
+    with the shapes the compiled kernel gives them: a lower bound for any im2col convolution."""
+    rng = np.random.default_rng(5)
+    flat = weight.reshape(weight.shape[0], -1)  # (F, C*KH*KW)
+    cols = rng.standard_normal((flat.shape[1], BATCH * positions), dtype=np.float32)
+    product = np.empty((flat.shape[0], BATCH * positions), dtype=np.float32)
+
+    def run():
+        np.matmul(flat, cols, out=product)  # forward
+        np.matmul(product, cols.T)  # weight gradient
+        np.matmul(flat.T, product)  # window gradients
+
+    return run
 
 
 def conv_case(channels_in: int, channels_out: int, side: int) -> Case:
@@ -67,7 +89,7 @@ def conv_case(channels_in: int, channels_out: int, side: int) -> Case:
 
             return run
 
-        return runs(("conv2d_forward", "conv2d_backward"), ours, theirs)
+        return {**runs(("conv2d_forward", "conv2d_backward"), ours, theirs), BLAS_FLOOR: blas_floor(weight, side * side)}
 
     name = f"conv2d fwd+bwd {channels_in}->{channels_out} @{side}x{side}, 3x3 pad 1"
     return Case(name, build, (Target("torch", 0.8), Target("reference", 3.0)))
@@ -186,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(results))
     output = args.output or (None if args.only else "kernels")
     if output:
-        log(f"wrote {write_results(output, results, idle)}")
+        log(f"wrote {write_results(output, results, idle, NOTES)}")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def attention_cases(draw, dtype=None, max_side: int = 6) -> dict:
     )
 
 
-def _backward(impl, case: dict, out, probs, keep, grad_out):
+def _backward(impl, case: dict, forward_results: tuple, grad_out: np.ndarray):
+    """attention_backward of ``impl`` for the forward of ``case`` that returned ``forward_results``."""
+    _, probs, keep = forward_results
     return impl.attention_backward(
         grad_out, case["q"], case["k"], case["v"], probs, keep, case["scale"], case["dropout_p"], causal=case["causal"]
     )
@@ -77,8 +79,8 @@ def test_compiled_attention_matches_reference(case, data):
         np.testing.assert_array_equal(actual[2], expected[2], err_msg="the dropout keep-masks differ for one seed")
 
     grad_out = data.draw(arrays(expected[0].shape, case["q"].dtype))
-    grads_expected = _backward(reference, case, *expected, grad_out)
-    grads_actual = _backward(compiled, case, *actual, grad_out)
+    grads_expected = _backward(reference, case, expected, grad_out)
+    grads_actual = _backward(compiled, case, actual, grad_out)
     for name, a, e in zip(("dq", "dk", "dv"), grads_actual, grads_expected):
         assert_close(a, e, name, scale=10)
 
@@ -220,6 +222,21 @@ def test_compiled_results_do_not_alias_reused_buffers():
         results.append([a.copy() for a in (out, probs, *grads)] + [(out, probs, *grads)])
     for kept, live in zip(results[0][:-1], results[0][-1]):
         np.testing.assert_array_equal(live, kept, err_msg="a later call overwrote an earlier result")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+def test_read_only_inputs_are_accepted(impl):
+    # The framework hands kernels read-only arrays (saved tensors, shared gradients).
+    rng = np.random.default_rng(4)
+    q, k, v, grad_out = (rng.standard_normal((2, 5, 4)) for _ in range(4))
+    mask = rng.random((5, 5)) < 0.7
+    for a in (q, k, v, grad_out, mask):
+        a.flags.writeable = False
+    out, probs, keep = impl.attention_forward(q, k, v, mask=mask, causal=True, dropout_p=0.1, seed=1)
+    probs.flags.writeable = keep.flags.writeable = False
+    grads = impl.attention_backward(grad_out, q, k, v, probs, keep, None, 0.1, causal=True)
+    assert [g.shape for g in grads] == [q.shape, k.shape, v.shape]
+    assert np.isfinite(out).all() and all(np.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)

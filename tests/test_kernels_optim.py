@@ -141,6 +141,17 @@ def test_compiled_steps_match_reference_on_a_tensor_split_across_threads(case):
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
+@pytest.mark.parametrize("case", ["sgd-nesterov", "adam-l2-amsgrad", "rmsprop-momentum-centered-decay"])
+def test_a_read_only_gradient_is_accepted(impl, case):
+    kernel, hyper, _, _ = CASES[case]
+    param = np.linspace(-1, 1, 12).reshape(3, 4)
+    grad = np.cos(param)
+    grad.flags.writeable = False
+    run_steps(impl, kernel, param, [grad, grad], hyper)
+    assert not np.allclose(param, np.linspace(-1, 1, 12).reshape(3, 4))
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS)
 def test_optimizer_step_errors_name_the_problem(impl):
     param, grad = np.zeros((4, 3)), np.ones((4, 3))
     with pytest.raises(ValueError, match=r"sgd_step: param \(shape \(3, 4\), strides .*\) is not C-contiguous"):

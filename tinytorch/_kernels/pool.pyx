@@ -18,6 +18,11 @@ from .loops cimport sum_of
 from .contracts import argmax_input, float_input, pool_geometry, same_shape, shape_tuple
 
 
+cdef inline (Py_ssize_t, Py_ssize_t) _clip(Py_ssize_t start, Py_ssize_t length, Py_ssize_t limit) noexcept nogil:
+    # The part of the window [start, start + length) inside the input [0, limit): padding is skipped.
+    return max(start, 0), min(start + length, limit)
+
+
 cdef inline bint _beats(floating v, floating best) noexcept nogil:
     # v replaces the running maximum when it is larger, or a NaN while the maximum is not yet NaN
     # (the first NaN wins, as in np.argmax). A select, not a branch (on random data a branch here is
@@ -42,11 +47,9 @@ cdef void _maxpool(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out,
     for plane in prange(x.shape[0], schedule="static"):
         src = &x[plane, 0]
         for oh in range(ho):
-            r0 = max(oh * sh - ph, 0)
-            r1 = min(oh * sh - ph + kh, h)
+            r0, r1 = _clip(oh * sh - ph, kh, h)
             for ow in range(wo):
-                c0 = max(ow * sw - pw, 0)
-                c1 = min(ow * sw - pw + kw, w)
+                c0, c1 = _clip(ow * sw - pw, kw, w)
                 best_at = r0 * w + c0
                 best = src[best_at]
                 for r in range(r0, r1):
@@ -124,11 +127,9 @@ cdef void _avgpool(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out,
     cdef floating total, scale = 1.0 / (kh * kw)
     for plane in prange(x.shape[0], schedule="static"):
         for oh in range(ho):
-            r0 = max(oh * sh - ph, 0)
-            r1 = min(oh * sh - ph + kh, h)
+            r0, r1 = _clip(oh * sh - ph, kh, h)
             for ow in range(wo):
-                c0 = max(ow * sw - pw, 0)
-                c1 = min(ow * sw - pw + kw, w)
+                c0, c1 = _clip(ow * sw - pw, kw, w)
                 total = 0
                 for r in range(r0, r1):
                     for col in range(c0, c1):
@@ -148,11 +149,9 @@ cdef void _avgpool_grad(const floating[:, ::1] grad_out, Py_ssize_t wo, floating
         dst = &grad_x[plane, 0]
         memset(dst, 0, grad_x.shape[1] * sizeof(floating))
         for oh in range(ho):
-            r0 = max(oh * sh - ph, 0)
-            r1 = min(oh * sh - ph + kh, h)
+            r0, r1 = _clip(oh * sh - ph, kh, h)
             for ow in range(wo):
-                c0 = max(ow * sw - pw, 0)
-                c1 = min(ow * sw - pw + kw, w)
+                c0, c1 = _clip(ow * sw - pw, kw, w)
                 share = grad_out[plane, oh * wo + ow] * scale
                 for r in range(r0, r1):
                     for col in range(c0, c1):
