@@ -6,13 +6,14 @@ Usage:
   train_cifar10.py (-h | --help)
 
 Options:
-  --epochs=<n>      Passes over the 50,000 training images [default: 12].
+  --epochs=<n>      Passes over the 50,000 training images [default: 9].
   --batch-size=<n>  Images per step [default: 128].
-  --lr=<x>          Peak learning rate of the one-cycle schedule [default: 0.2].
+  --lr=<x>          Peak learning rate of the one-cycle schedule [default: 0.1].
   --seed=<n>        Seed of every random draw (initialisation, shuffling, augmentation) [default: 0].
   --limit=<n>       Train on the first n images only (a quick smoke run) [default: 50000].
   --out=<dir>       Where the report, history, curve and confusion matrix go [default: examples/results/cifar10].
-  --quiet           No progress bars.
+  --quiet           Print nothing while training (default: progress bars, or a line per epoch
+                    when the output is not a terminal).
 
 The data come from TINYTORCH_DATA (on the course machines: TINYTORCH_DATA=../shared/data, whose
 CIFAR-10 is a JPEG-derived copy; see its README). Every piece is the framework's own: the
@@ -22,12 +23,9 @@ and a one-cycle schedule, label smoothing, random crops and flips, the Trainer's
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from docopt import docopt
 
 import tinytorch as tt
@@ -35,9 +33,11 @@ from tinytorch import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequ
 from tinytorch.core.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
 from tinytorch.core.dataloader import CIFAR10Dataset, DataLoader
 from tinytorch.core.losses import CrossEntropyLoss
-from tinytorch.core.metrics import Accuracy, compute_confusion_matrix
+from tinytorch.core.metrics import Accuracy
 from tinytorch.core.optimizers import SGD, OneCycleLR
-from tinytorch.core.training import Trainer, evaluate_model, plot_training_history
+from tinytorch.core.training import Trainer
+
+from reporting import train_and_record
 
 
 def conv_block(c_in: int, c_out: int) -> list:
@@ -61,61 +61,10 @@ def build_model() -> Sequential:
     )
 
 
-def predictions(model: Sequential, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The predicted class of every image, in eval mode and without a graph."""
-    model.eval()
-    with tt.no_grad():
-        return np.concatenate([model(tt.tensor(images[i:i + batch_size])).argmax(axis=1).numpy()
-                               for i in range(0, len(images), batch_size)])
-
-
-def markdown_report(args: dict, history: dict, test: dict, matrix: np.ndarray, classes: tuple, seconds: dict,
-                    model: Sequential) -> str:
-    from tinytorch.system import run_checks
-
-    lines = [
-        "# CIFAR-10 with TinyTorch",
-        "",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Command: `{' '.join(['python', *sys.argv])}`",
-        f"- Machine: {', '.join(f'{c.name}: {c.detail}' for c in run_checks() if c.name in ('Python', 'NumPy', 'OpenMP'))}",
-        f"- Model: {model.num_parameters():,} parameters; "
-        f"{args['--epochs']} epochs of {args['--limit']} images, batch {args['--batch-size']}, peak lr {args['--lr']}",
-        f"- Wall time: training {seconds['train'] / 60:.1f} min (with the per-epoch test evaluation), "
-        f"data loading {seconds['data']:.1f} s, whole program {seconds['total'] / 60:.1f} min",
-        f"- **Test accuracy: {100 * test['accuracy']:.2f} %** on the 10,000 test images (loss {test['loss']:.4f})",
-        "",
-        "## Per epoch",
-        "",
-        "| epoch | train loss | train acc | test loss | test acc | lr | seconds | images/s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for i, epoch in enumerate(history["epoch"]):
-        lines.append(
-            f"| {epoch} | {history['train_loss'][i]:.4f} | {100 * history['train_accuracy'][i]:.2f} % "
-            f"| {history['val_loss'][i]:.4f} | {100 * history['val_accuracy'][i]:.2f} % | {history['lr'][i]:.4f} "
-            f"| {history['epoch_time'][i]:.1f} | {history['images_per_second'][i]:.0f} |"
-        )
-    lines += ["", "## Confusion matrix (rows: true class, columns: predicted)", "",
-              "| | " + " | ".join(c[:5] for c in classes) + " | recall |",
-              "|---" * (len(classes) + 2) + "|"]
-    for name, row in zip(classes, matrix):
-        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {100 * row[classes.index(name)] / row.sum():.1f} % |")
-    lines += ["", "![training curve](training_curve.png)", ""]
-    return "\n".join(lines)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = docopt(__doc__, argv=argv)
     epochs, batch_size, lr = int(args["--epochs"]), int(args["--batch-size"]), float(args["--lr"])
     limit, out = int(args["--limit"]), Path(args["--out"])
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     tt.manual_seed(int(args["--seed"]))
 
@@ -132,18 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     schedule = OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=0.25)
     trainer = Trainer(model, CrossEntropyLoss(label_smoothing=0.1), optimizer, [Accuracy()], scheduler=schedule)
-    history = trainer.fit(train_loader, test_loader, epochs=epochs, verbose=0 if args["--quiet"] else 1)
-    trained = time.perf_counter()
-
-    test = evaluate_model(model, test_loader)
-    matrix = compute_confusion_matrix(test_y, predictions(model, test_x), num_classes=10)
-    seconds = {"data": loaded - started, "train": trained - loaded, "total": time.perf_counter() - started}
-    plot_training_history(history, out / "training_curve.png")
-    write_atomically(out / "history.json", json.dumps({"history": history, "test": test, "seconds": seconds,
-                                                        "confusion_matrix": matrix.tolist()}, indent=2))
-    write_atomically(out / "README.md", markdown_report(args, history, test, matrix, data.classes, seconds, model))
-    print(f"test accuracy {100 * test['accuracy']:.2f} % after {seconds['total'] / 60:.1f} min; report in {out}")
-    return test
+    setup = f"{epochs} epochs of {len(train_x):,} images, batch {batch_size}, SGD + one-cycle peak lr {lr}"
+    return train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], out, "CIFAR-10 with TinyTorch",
+                            setup, test_x, test_y, data.classes, started, loaded)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The kernel registry: backends, switching, student registration, and the compiled softmax against its reference."""
 
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinytorch as tt
 from tinytorch._kernels import reference
 from tinytorch.core import kernels
 
@@ -56,8 +58,6 @@ def test_register_a_students_file(tmp_path):
             e = np.exp(x - x.max(axis=-1, keepdims=True))
             return e / e.sum(axis=-1, keepdims=True)
     """))
-    import tinytorch as tt
-
     with kernels.register(path):
         assert kernels.describe()["softmax_forward"].startswith("registered")
         # kernels the file does not define keep running on the active backend
@@ -100,3 +100,52 @@ def test_compiled_softmax_errors_are_clear():
         bwd(np.ones((2, 3)), np.ones((2, 2)))
     with pytest.raises(TypeError, match="float32 but the other inputs are float64"):
         bwd(np.ones((2, 3)), np.ones((2, 3), dtype=np.float32))
+
+
+def test_register_a_module_object_runs_a_network_on_it():
+    # Lesson 13 registers a student's functions as an in-memory module; the layers must call them.
+    calls = []
+
+    def maxpool2d_forward(x, kernel, stride, padding):
+        calls.append("forward")
+        return reference.maxpool2d_forward(x, kernel, stride, padding)
+
+    def maxpool2d_backward(grad_out, argmax, input_shape):
+        calls.append("backward")
+        return reference.maxpool2d_backward(grad_out, argmax, input_shape)
+
+    mine = types.ModuleType("my_kernels")
+    mine.maxpool2d_forward, mine.maxpool2d_backward = maxpool2d_forward, maxpool2d_backward
+    x = tt.tensor(np.arange(32.0).reshape(1, 2, 4, 4), requires_grad=True)
+    with kernels.register(mine):
+        assert kernels.describe()["maxpool2d_forward"] == "registered (my_kernels)"
+        assert kernels.implementation("maxpool2d_backward") is maxpool2d_backward
+        tt.MaxPool2D(2)(x).sum().backward()
+    assert calls == ["forward", "backward"]
+    expected = np.zeros((1, 2, 4, 4))
+    expected[..., 1::2, 1::2] = 1.0  # the bottom-right element of each 2x2 block is its maximum
+    np.testing.assert_array_equal(x.grad.data, expected)
+    assert not kernels.describe()["maxpool2d_forward"].startswith("registered")
+
+
+def test_registration_is_undone_when_the_block_raises():
+    def relu_forward(x):
+        raise NotImplementedError("write relu_forward")
+
+    stub = types.ModuleType("stub")
+    stub.relu_forward = relu_forward
+    with pytest.raises(NotImplementedError, match="write relu_forward"):
+        with kernels.register(stub):
+            tt.tensor([[-1.0, 2.0]]).relu()
+    assert not kernels.describe()["relu_forward"].startswith("registered")
+    assert tt.tensor([[-1.0, 2.0]]).relu().data.tolist() == [[0.0, 2.0]]
+
+
+def test_register_names_limits_what_is_taken():
+    both = types.ModuleType("both")
+    both.relu_forward, both.relu_backward = reference.relu_forward, reference.relu_backward
+    with kernels.register(both, names=["relu_backward"]):
+        assert kernels.describe()["relu_backward"] == "registered (both)"
+        assert not kernels.describe()["relu_forward"].startswith("registered")
+    with pytest.raises(ValueError, match=r"does not define \['softmax_forward'\]"):
+        kernels.register(both, names=["softmax_forward"])

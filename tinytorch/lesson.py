@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import doctest
 import importlib
-import importlib.util
 import inspect
 import os
 import re
@@ -30,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from ._sourcefile import import_file
 
 FIELD = re.compile(r"^:(\w+):\s*(.*?)\s*$")
 REQUIRED_FIELDS = ("lesson", "title", "module", "exercises", "checkpoint")
@@ -117,12 +118,7 @@ def load_lesson(key: str) -> Lesson:
 
 def load_workspace(path: Path) -> ModuleType:
     """Import a student's workspace file as a fresh module."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no workspace file at {path}")
-    spec = importlib.util.spec_from_file_location(f"tinytorch_workspace_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, f"tinytorch_workspace_{path.stem}", "workspace file")
 
 
 def workspace_file(lesson: Lesson, workspace: Path | None) -> Path | None:

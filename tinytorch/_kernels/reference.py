@@ -8,6 +8,8 @@ Conventions for every kernel: inputs are NumPy arrays, float32 or float64 (one d
 results are new arrays of the same dtype unless a docstring says a kernel works in place.
 """
 
+from __future__ import annotations
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 

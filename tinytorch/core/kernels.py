@@ -20,7 +20,6 @@ and ops never import a kernel module; they call ``kernels.<name>(...)`` and this
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from types import ModuleType
 from typing import Callable
 
 from tinytorch._kernels import reference
+from tinytorch._sourcefile import import_file
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
 COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel")
@@ -168,12 +168,7 @@ def _module_from(source: ModuleType | str | os.PathLike) -> ModuleType:
     if isinstance(source, ModuleType):
         return source
     path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"kernels.register: no kernel file at {path}")
-    spec = importlib.util.spec_from_file_location(f"tinytorch_user_kernels_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file(path, f"tinytorch_user_kernels_{path.stem}", "kernel file (kernels.register)")
 
 
 def register(source: ModuleType | str | os.PathLike, names: list[str] | None = None) -> _Restore:

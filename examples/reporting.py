@@ -1,0 +1,103 @@
+"""What every example program records about its run: a Markdown report, the history as JSON, the
+training curve and the confusion matrix, written atomically into one folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tinytorch as tt
+from tinytorch.core.metrics import compute_confusion_matrix
+from tinytorch.core.training import plot_training_history
+
+
+def predictions(model: tt.Module, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The predicted class of every image, in eval mode and without a graph."""
+    model.eval()
+    with tt.no_grad():
+        return np.concatenate([model(tt.tensor(images[i:i + batch_size])).argmax(axis=1).numpy()
+                               for i in range(0, len(images), batch_size)])
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    from tinytorch.system import run_checks
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
+    checks = {c.name: c.detail for c in run_checks()}
+    return f"{cpu}, {os.cpu_count()} cores; {checks['Python']}; {checks['NumPy']}; OpenMP {checks['OpenMP']}"
+
+
+def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dict, test: dict,
+               test_images: np.ndarray, test_labels: np.ndarray, classes: tuple, seconds: dict) -> str:
+    """Write README.md, history.json and training_curve.png into ``out``; return the report's text."""
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = compute_confusion_matrix(test_labels, predictions(model, test_images), num_classes=len(classes))
+    lines = [
+        f"# {title}",
+        "",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Command: `{' '.join(['python', *sys.argv])}`",
+        f"- Machine: {_machine()}",
+        f"- Model: {model.num_parameters():,} parameters; {setup}",
+        f"- Wall time: training {seconds['train'] / 60:.1f} min (with the per-epoch test evaluation), "
+        f"data loading {seconds['data']:.1f} s, whole program {seconds['total'] / 60:.1f} min",
+        f"- **Test accuracy: {100 * test['accuracy']:.2f} %** on the {len(test_labels):,} test images "
+        f"(loss {test['loss']:.4f})",
+        "",
+        "## Per epoch",
+        "",
+        "| epoch | train loss | train acc | test loss | test acc | lr at start | seconds | images/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, epoch in enumerate(history["epoch"]):
+        lines.append(
+            f"| {epoch} | {history['train_loss'][i]:.4f} | {100 * history['train_accuracy'][i]:.2f} % "
+            f"| {history['val_loss'][i]:.4f} | {100 * history['val_accuracy'][i]:.2f} % | {history['lr'][i]:.5f} "
+            f"| {history['epoch_time'][i]:.1f} | {history['images_per_second'][i]:.0f} |"
+        )
+    lines += ["", "## Confusion matrix (rows: true class, columns: predicted)", "",
+              "| | " + " | ".join(c[:5] for c in classes) + " | recall |", "|---" * (len(classes) + 2) + "|"]
+    for i, (name, row) in enumerate(zip(classes, matrix)):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + f" | {100 * row[i] / max(row.sum(), 1):.1f} % |")
+    lines += ["", "![training curve](training_curve.png)", ""]
+    report = "\n".join(lines)
+    plot_training_history(history, out / "training_curve.png")
+    write_atomically(out / "history.json", json.dumps(
+        {"history": history, "test": test, "seconds": seconds, "confusion_matrix": matrix.tolist()}, indent=2))
+    write_atomically(out / "README.md", report)
+    return report
+
+
+def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loader, epochs: int, quiet: bool,
+                     out: Path, title: str, setup: str, test_images: np.ndarray, test_labels: np.ndarray,
+                     classes: tuple, started: float, loaded: float) -> dict:
+    """Fit, evaluate on the test set, record everything in ``out``; returns the test scores.
+
+    ``started`` and ``loaded`` are ``time.perf_counter()`` readings taken when the program began
+    and when its data were in memory.
+    """
+    from tinytorch.core.training import evaluate_model
+
+    # progress bars on a terminal, one line per epoch into a log file, nothing when quiet
+    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
+    history = trainer.fit(train_loader, test_loader, epochs=epochs, verbose=verbose)
+    trained = time.perf_counter()
+    test = evaluate_model(trainer.model, test_loader)
+    seconds = {"data": loaded - started, "train": trained - loaded, "total": time.perf_counter() - started}
+    record_run(out, title, setup, trainer.model, history, test, test_images, test_labels, classes, seconds)
+    print(f"{title}: test accuracy {100 * test['accuracy']:.2f} % after {seconds['total'] / 60:.1f} min; report in {out}")
+    return test
