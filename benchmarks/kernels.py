@@ -179,6 +179,30 @@ def batchnorm_case(shape=(BATCH, 32, 32, 32)) -> Case:
     return Case(f"batchnorm train fwd+bwd on {shape}", build)
 
 
+def softmax_case(shape=(2048, 512)) -> Case:
+    """Log-softmax over the last axis, forward and backward (a classifier's or a language model's output)."""
+
+    def build():
+        rng = np.random.default_rng(4)
+        x, grad = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
+
+        def ours(forward, backward):
+            return lambda: backward(forward(x), grad)
+
+        def theirs(torch):
+            xt, gt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grad)
+
+            def run():
+                xt.grad = None
+                torch.log_softmax(xt, dim=-1).backward(gt)
+
+            return run
+
+        return runs(("log_softmax_forward", "log_softmax_backward"), ours, theirs)
+
+    return Case(f"log_softmax fwd+bwd on {shape}", build)
+
+
 # The cases this benchmark runs, in order: the CNN kernels above, then attention and the optimizer step.
 CASES: list[Case] = [
     conv_case(32, 64, 16),
@@ -186,6 +210,7 @@ CASES: list[Case] = [
     maxpool_case(),
     relu_case(),
     batchnorm_case(),
+    softmax_case(),
     *attention_optim_cases.CASES,
 ]
 
