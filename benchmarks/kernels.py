@@ -124,11 +124,11 @@ def maxpool_case(shape=(BATCH, 32, 32, 32)) -> Case:
     return Case(f"maxpool2d 2x2 fwd+bwd on {shape}", build, (Target("torch", 2.0), Target("reference", 3.0)))
 
 
-def relu_case(shape=(BATCH, 32, 32, 32)) -> Case:
-    """ReLU forward and backward (from the output)."""
+def unary_case(label: str, kernel_names: tuple[str, str], torch_fn: Callable, shape: tuple[int, ...], seed: int) -> Case:
+    """A kernel pair ``y = forward(x)``, ``dx = backward(y, grad)``: forward, then backward from the output."""
 
     def build():
-        rng = np.random.default_rng(2)
+        rng = np.random.default_rng(seed)
         x, grad = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
 
         def ours(forward, backward):
@@ -139,13 +139,13 @@ def relu_case(shape=(BATCH, 32, 32, 32)) -> Case:
 
             def run():
                 xt.grad = None
-                torch.nn.functional.relu(xt).backward(gt)
+                torch_fn(torch, xt).backward(gt)
 
             return run
 
-        return runs(("relu_forward", "relu_backward"), ours, theirs)
+        return runs(kernel_names, ours, theirs)
 
-    return Case(f"relu fwd+bwd on {shape}", build)
+    return Case(f"{label} fwd+bwd on {shape}", build)
 
 
 def batchnorm_case(shape=(BATCH, 32, 32, 32)) -> Case:
@@ -179,38 +179,16 @@ def batchnorm_case(shape=(BATCH, 32, 32, 32)) -> Case:
     return Case(f"batchnorm train fwd+bwd on {shape}", build)
 
 
-def softmax_case(shape=(2048, 512)) -> Case:
-    """Log-softmax over the last axis, forward and backward (a classifier's or a language model's output)."""
-
-    def build():
-        rng = np.random.default_rng(4)
-        x, grad = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
-
-        def ours(forward, backward):
-            return lambda: backward(forward(x), grad)
-
-        def theirs(torch):
-            xt, gt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(grad)
-
-            def run():
-                xt.grad = None
-                torch.log_softmax(xt, dim=-1).backward(gt)
-
-            return run
-
-        return runs(("log_softmax_forward", "log_softmax_backward"), ours, theirs)
-
-    return Case(f"log_softmax fwd+bwd on {shape}", build)
-
-
 # The cases this benchmark runs, in order: the CNN kernels above, then attention and the optimizer step.
 CASES: list[Case] = [
     conv_case(32, 64, 16),
     conv_case(64, 128, 8),
     maxpool_case(),
-    relu_case(),
+    unary_case("relu", ("relu_forward", "relu_backward"), lambda torch, x: torch.nn.functional.relu(x), (BATCH, 32, 32, 32), 2),
     batchnorm_case(),
-    softmax_case(),
+    # a classifier's or a language model's output layer
+    unary_case("log_softmax", ("log_softmax_forward", "log_softmax_backward"), lambda torch, x: torch.log_softmax(x, dim=-1),
+               (2048, 512), 4),
     *attention_optim_cases.CASES,
 ]
 
