@@ -354,7 +354,7 @@ def write_results(name: str, results: list[Result], idle: IdleCheck, notes: str 
             f"# Benchmark: {name}",
             "",
             f"- Date: {stamp}",
-            f"- Command: `{' '.join(sys.orig_argv)}`",
+            f"- Command: `{' '.join(['python', *sys.orig_argv[1:]])}`",  # not the interpreter's path on this machine
             *(f"- {line}" for line in machine_description()),
             f"- Machine before the run: {idle.describe()}",
             f"- Method: {repeats} kept rounds per case after warm-up; in a round each implementation runs in turn.",

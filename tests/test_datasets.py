@@ -35,7 +35,7 @@ from tinytorch.core.data.formats import parse_cifar10_records, parse_idx
 from tinytorch.core.data.registry import KnownCopy, RemoteFile
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-SHARED = Path("/work/shared/data")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the project root
 
 _spec = importlib.util.spec_from_file_location("make_fixtures", DATA / "make_fixtures.py")
 make_fixtures = importlib.util.module_from_spec(_spec)
@@ -416,7 +416,7 @@ def test_the_real_registry_has_the_official_addresses_and_hashes(monkeypatch):
 
 
 @pytest.mark.skipif(
-    not (SHARED / "mnist").is_dir(), reason="the shared real data sets (/work/shared/data) are not on this machine"
+    not (SHARED / "mnist").is_dir(), reason="the real data sets of the course machines (../shared/data) are not on this machine"
 )
 def test_shared_mnist_files_verify_against_the_official_md5(monkeypatch):
     monkeypatch.undo()  # the real registry, with the official hashes
