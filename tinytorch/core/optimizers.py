@@ -97,6 +97,7 @@ class Optimizer:
 
     def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
+        self._check_group(self.defaults)  # each optimizer's own checks, before anything is bound
         self.state: dict[Tensor, dict[str, Any]] = {}
         # An unbound optimizer has one empty group, so a scheduler made now can already set its lr.
         self.param_groups: list[dict[str, Any]] = [{"params": [], **self.defaults}]
@@ -294,7 +295,6 @@ class SGD(Optimizer):
         nesterov: bool = False,
     ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
-        self._check_group(defaults)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -351,7 +351,6 @@ class Adam(Optimizer):
         amsgrad: bool = False,
     ) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-        self._check_group(defaults)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -431,7 +430,6 @@ class RMSprop(Optimizer):
         centered: bool = False,
     ) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
-        self._check_group(defaults)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
