@@ -22,9 +22,9 @@ import numpy as np
 from cython.parallel cimport prange
 cimport cython
 from cython cimport floating
-from libc.math cimport exp, INFINITY
+from libc.math cimport INFINITY
 
-from .fastexp cimport tt_expf
+from .fusedmath cimport fexp
 from .loops cimport sum_of, sum_of_centred_products
 
 from .attention_contracts import backward_inputs, dropout_scale, forward_inputs
@@ -40,13 +40,6 @@ cdef enum MaskKind:
     NO_MASK = 0
     BOOL_MASK = 1
     FLOAT_MASK = 2
-
-
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return tt_expf(x)  # vectorisable; libm's expf is a call per element
-    else:
-        return exp(x)
 
 
 @cython.boundscheck(False)
@@ -77,7 +70,7 @@ cdef inline void _softmax_row(floating* s, Py_ssize_t tk, Py_ssize_t limit, floa
         limit = 0  # every key is masked: the whole row is 0
     else:
         for j in range(limit):
-            s[j] = _exp(s[j] - mx)
+            s[j] = fexp(s[j] - mx)
         inv = 1 / sum_of(s, limit)
         for j in range(limit):
             s[j] = s[j] * inv

@@ -13,18 +13,12 @@ import numpy as np
 from cython.parallel cimport prange
 cimport cython
 from cython cimport floating
-from libc.math cimport sqrt, sqrtf
+
+from .fusedmath cimport fsqrt
 
 from .optim_contracts import adam_inputs, rmsprop_inputs, sgd_inputs
 
 cdef Py_ssize_t BLOCK = 1 << 15
-
-
-cdef inline floating _sqrt(floating v) noexcept nogil:
-    if floating is float:
-        return sqrtf(v)
-    else:
-        return sqrt(v)
 
 
 @cython.cdivision(True)
@@ -60,7 +54,7 @@ cdef inline void _adam_block(floating* p, const floating* g, floating* m, floati
             if vmax[i] > second:
                 second = vmax[i]
             vmax[i] = second
-        p[i] = p[i] * shrink - step_size * (mi / (_sqrt(second) / bias2_sqrt + eps))
+        p[i] = p[i] * shrink - step_size * (mi / (fsqrt(second) / bias2_sqrt + eps))
 
 
 @cython.cdivision(True)
@@ -77,7 +71,7 @@ cdef inline void _rmsprop_block(floating* p, const floating* g, floating* sq, fl
             ai = gavg[i] + new_sq * (gi - gavg[i])
             gavg[i] = ai
             si = si - ai * ai
-        d = gi / (_sqrt(si) + eps)
+        d = gi / (fsqrt(si) + eps)
         if buf != NULL:
             d = buf[i] * momentum + d
             buf[i] = d

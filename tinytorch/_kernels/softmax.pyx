@@ -9,29 +9,14 @@ import numpy as np
 from cython.parallel cimport prange
 cimport cython
 from cython cimport floating
-from libc.math cimport exp, log, logf
 
-from .fastexp cimport tt_expf
+from .fusedmath cimport fexp, flog
 from .loops cimport sum_of, sum_of_centred_products
 
 from .contracts import float_input, same_shape
 
 # Below this many elements, waking a second thread costs more than it saves.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 32768
-
-
-cdef inline floating _exp(floating v) noexcept nogil:
-    if floating is float:
-        return tt_expf(v)
-    else:
-        return exp(v)
-
-
-cdef inline floating _log(floating v) noexcept nogil:
-    if floating is float:
-        return logf(v)
-    else:
-        return log(v)
 
 
 @cython.boundscheck(False)
@@ -51,12 +36,12 @@ cdef void _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_
                 m = xr[j]
         # exp into the output row first (a loop the compiler vectorises), then sum it.
         for j in range(n):
-            yr[j] = _exp(xr[j] - m)
+            yr[j] = fexp(xr[j] - m)
         total = <floating>sum_of(yr, n)
         if take_log:
             # (x - m) - log(total), not x - (m + log(total)): with logits near 1000 the second form
             # rounds m + log(total) to float32 first and loses the small log term (error ~1e-5).
-            total = _log(total)
+            total = flog(total)
             for j in range(n):
                 yr[j] = (xr[j] - m) - total
         else:
@@ -81,7 +66,7 @@ cdef void _softmax_grad_rows(const floating[:, ::1] y, const floating[:, ::1] g,
         if from_log:
             acc = <floating>sum_of(gr, n)
             for j in range(n):
-                dr[j] = gr[j] - _exp(yr[j]) * acc
+                dr[j] = gr[j] - fexp(yr[j]) * acc
         else:
             acc = <floating>sum_of_centred_products(gr, yr, n, 0.0)
             for j in range(n):
