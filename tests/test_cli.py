@@ -94,3 +94,18 @@ def test_data_status_on_an_empty_folder(capsys, tmp_path):
 
 def test_count_words():
     assert grading.count_words("It's a well-known fact, isn't it?") == 6
+
+
+def test_without_options_the_workspace_and_data_folders_come_from_the_environment(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TINYTORCH_WORKSPACE", str(tmp_path / "my_work"))
+    code, out = run(capsys, "module", "start", "02")
+    assert code == 0 and (tmp_path / "my_work" / "02_tensor.py").is_file()
+    monkeypatch.delenv("TINYTORCH_WORKSPACE")
+    code, out = run(capsys, "module", "start", "09")
+    assert code == 0 and (tmp_path / "workspace" / "09_autograd.py").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_work", "workspace"]
+
+    monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path / "data"))
+    code, out = run(capsys, "data", "status")
+    assert code == 0 and "data" in out and "TINYTORCH_DATA" not in out and "pooch" not in out

@@ -27,12 +27,12 @@ Commands:
 Options:
   -h --help           Show this screen.
   --version           Show the TinyTorch version.
-  --workspace=<path>  A workspace folder of NN_slug.py files [default: $TINYTORCH_WORKSPACE or ./workspace];
-                      for 'lesson', a single file works too.
+  --workspace=<path>  A workspace folder of NN_slug.py files (when not given: $TINYTORCH_WORKSPACE, else
+                      ./workspace); for 'lesson', a single file works too.
   --list              List the lessons instead of running them.
   --quiet             Print only the summary, not each failing example.
   --json=<file>       Also write the grades as JSON to this file.
-  --root=<dir>        The data folder [default: $TINYTORCH_DATA or pooch's cache].
+  --root=<dir>        The data folder (when not given: $TINYTORCH_DATA, else pooch's cache folder).
   --trust-local       Accept a local file whose checksum is not the official one.
 """
 
