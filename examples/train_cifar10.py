@@ -2,7 +2,7 @@
 
 Usage:
   train_cifar10.py [--epochs=<n>] [--batch-size=<n>] [--lr=<x>] [--seed=<n>] [--limit=<n>]
-                   [--out=<dir>] [--quiet]
+                   [--out=<dir>] [--save=<file>] [--quiet]
   train_cifar10.py (-h | --help)
 
 Options:
@@ -12,6 +12,9 @@ Options:
   --seed=<n>        Seed of every random draw (initialisation, shuffling, augmentation) [default: 0].
   --limit=<n>       Train on the first n images only (a quick smoke run) [default: 50000].
   --out=<dir>       Where the report, history, curve and confusion matrix go [default: examples/results/cifar10].
+  --save=<file>     Where the trained model goes, as a safe checkpoint (.npz + JSON, no pickle) that
+                    load_checkpoint(path, build_model()) reads back; the compression and deployment
+                    examples start from it [default: examples/checkpoints/cifar10_cnn.npz].
   --quiet           Print nothing while training (default: progress bars, or a line per epoch
                     when the output is not a terminal).
 
@@ -35,6 +38,7 @@ from tinytorch.core.dataloader import CIFAR10Dataset, DataLoader
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.metrics import Accuracy
 from tinytorch.core.optimizers import SGD, OneCycleLR
+from tinytorch.core.checkpoint import save_checkpoint
 from tinytorch.core.training import Trainer
 
 from reporting import train_and_record
@@ -82,8 +86,12 @@ def main(argv: list[str] | None = None) -> dict:
     schedule = OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=0.25)
     trainer = Trainer(model, CrossEntropyLoss(label_smoothing=0.1), optimizer, [Accuracy()], scheduler=schedule)
     setup = f"{epochs} epochs of {len(train_x):,} images, batch {batch_size}, SGD + one-cycle peak lr {lr}"
-    return train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], out, "CIFAR-10 with TinyTorch",
+    test = train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], out, "CIFAR-10 with TinyTorch",
                             setup, test_x, test_y, data.classes, started, loaded)
+    save = Path(args["--save"])
+    save.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(save, model, test_accuracy=test["accuracy"], classes=list(data.classes))
+    return test
 
 
 if __name__ == "__main__":

@@ -39,9 +39,11 @@ def fixture_data(tmp_path, monkeypatch):
 def test_example_runs_and_records_its_results(program, batch_size, fixture_data, capsys):
     module = importlib.import_module(program)
     out = fixture_data / "results"
+    saved = fixture_data / "model.npz"
+    extra = [f"--save={saved}"] if program == "train_cifar10" else []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fixtures are trusted local copies: the data module warns so
-        test = module.main(["--epochs=2", f"--batch-size={batch_size}", f"--out={out}", "--quiet"])
+        test = module.main(["--epochs=2", f"--batch-size={batch_size}", f"--out={out}", "--quiet", *extra])
     assert 0.0 <= test["accuracy"] <= 1.0
     recorded = json.loads((out / "history.json").read_text())
     assert recorded["history"]["epoch"] == [1, 2]
@@ -50,4 +52,9 @@ def test_example_runs_and_records_its_results(program, batch_size, fixture_data,
     assert f"Test accuracy: {100 * test['accuracy']:.2f} %" in report and "Confusion matrix" in report
     assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "report in" in capsys.readouterr().out
+    if extra:  # the trained model is saved where the compression and deployment examples read it
+        from tinytorch.core.checkpoint import load_checkpoint
+
+        state = load_checkpoint(saved, module.build_model())
+        assert state["extra"]["test_accuracy"] == test["accuracy"]
     sys.modules.pop(program, None)
