@@ -23,7 +23,16 @@ def test_version_and_help_from_the_installed_script():
 
     assert out.stdout.strip() == f"tinytorch {tinytorch.__version__}"
     help_text = subprocess.run([sys.executable, "-m", "tinytorch.cli", "--help"], capture_output=True, text=True, check=True)
+    from tinytorch.cli import COMMANDS
+
+    assert all(f"  {command} " in help_text.stdout for command in COMMANDS)  # every command is listed
+    help_text = subprocess.run([sys.executable, "-m", "tinytorch.cli", "module", "--help"], capture_output=True, text=True, check=True)
     assert "tito module start <lesson>" in help_text.stdout
+
+
+def test_an_unknown_command_is_named(capsys):
+    code, out = run(capsys, "moduel")
+    assert code == 2 and "'moduel'" in out and "module" in out
 
 
 def test_system_reports_every_check(capsys):

@@ -1,9 +1,28 @@
-"""``tito data status`` and ``tito data fetch``."""
+"""tito data: the data sets on disk.
+
+Usage:
+  tito data status [--root=<dir>]
+  tito data fetch <dataset> [--root=<dir>] [--trust-local]
+
+Commands:
+  status  Which data sets are on disk and verified.
+  fetch   Download (or verify a local copy of) a data set.
+
+Options:
+  --root=<dir>   The data folder (when not given: $TINYTORCH_DATA, else pooch's cache folder).
+  --trust-local  Accept a local file whose checksum is not the official one.
+"""
 
 from __future__ import annotations
 
+from docopt import docopt
 from rich.console import Console
 from rich.table import Table
+
+
+def main(argv: list[str], console: Console) -> int:
+    args = docopt(__doc__, argv=argv)
+    return status(args, console) if args["status"] else fetch(args, console)
 
 
 def status(args: dict, console: Console) -> int:

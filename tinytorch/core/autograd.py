@@ -34,6 +34,19 @@ if TYPE_CHECKING:
 
 _state = threading.local()
 
+#: The op observer (the profiler of lesson 14), or None. When one is set, ``Function.apply`` and the
+#: backward engine report every op to it: ``token = observer.op_begin(name, phase, inputs)`` before
+#: the op's forward (phase ``"forward"``) or backward (``"backward"``) runs and
+#: ``observer.op_end(token, result)`` after it. When none is set, an op pays one global read.
+_observer: Any = None
+
+
+def set_observer(observer: Any) -> Any:
+    """Report every op to ``observer`` from now on (None stops it); returns the observer it replaces."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
+
 
 def is_grad_enabled() -> bool:
     """True when ops record the graph (the default); False inside ``no_grad()``."""
@@ -143,7 +156,12 @@ class Function:
         needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
         track = any(needs) and is_grad_enabled()
         ctx = Context(cls, inputs if track else (), needs)
-        out = cls.forward(ctx, *arrays, **params)
+        if _observer is None:
+            out = cls.forward(ctx, *arrays, **params)
+        else:
+            token = _observer.op_begin(cls.__name__, "forward", arrays)
+            out = cls.forward(ctx, *arrays, **params)
+            _observer.op_end(token, out)
         if not isinstance(out, np.ndarray):
             out = np.asarray(out)
         track = track and out.dtype.kind == "f"
@@ -254,7 +272,12 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
                 "pass retain_graph=True to the first backward() to go through it twice"
             )
         with no_grad():
-            input_grads = node.fn.backward(node, g)
+            if _observer is None:
+                input_grads = node.fn.backward(node, g)
+            else:
+                token = _observer.op_begin(node.fn.__name__, "backward", (g,))
+                input_grads = node.fn.backward(node, g)
+                _observer.op_end(token, input_grads)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):

@@ -79,6 +79,16 @@ if _missing and _requested != "reference":
     )
 _active = _requested or ("compiled" if _compiled else "reference")
 _overrides: dict[str, tuple[Callable, str]] = {}
+#: The kernel observer (the profiler of lesson 14), or None: when set, ``kernels.<name>`` returns
+#: ``observer.wrap_kernel(name, function)`` instead of the function itself, so every call is seen.
+_observer = None
+
+
+def set_observer(observer) -> object:
+    """Report every kernel call to ``observer`` from now on (None stops it); returns the one it replaces."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
 
 
 def backend() -> str:
@@ -233,5 +243,6 @@ def implementation(name: str) -> Callable:
 def __getattr__(name: str) -> Callable:
     # ``kernels.softmax_forward(x)`` looks the kernel up at call time, so a switch takes effect at once.
     if name in KERNEL_NAMES:
-        return _resolve(name)[0]
+        function = _resolve(name)[0]
+        return function if _observer is None else _observer.wrap_kernel(name, function)
     raise AttributeError(f"module 'tinytorch.core.kernels' has no attribute {name!r}")

@@ -1,14 +1,23 @@
-"""``tito system`` and ``tito kernels``: what this machine has, and which kernels run."""
+"""tito system: what this machine has for TinyTorch.
+
+Usage:
+  tito system
+
+Checks Python, NumPy, the C compiler, the compiled kernels, OpenMP, the data sets and PyTorch.
+The exit status is non-zero when a required check fails.
+"""
 
 from __future__ import annotations
 
+from docopt import docopt
 from rich.console import Console
 from rich.table import Table
 
 
-def system(console: Console) -> int:
+def main(argv: list[str], console: Console) -> int:
     from tinytorch.system import environment_ok, run_checks
 
+    docopt(__doc__, argv=argv)
     checks = run_checks()
     table = Table(title="TinyTorch environment")
     for column in ("check", "", "detail"):
@@ -20,15 +29,3 @@ def system(console: Console) -> int:
     ok = environment_ok(checks)
     console.print("Ready." if ok else "[red]A required check failed; see its detail above.[/]")
     return 0 if ok else 1
-
-
-def kernels(console: Console) -> int:
-    from tinytorch.core import kernels as registry
-
-    table = Table(title=f"kernels (backend: {registry.backend()})")
-    table.add_column("kernel")
-    table.add_column("runs on")
-    for name, where in registry.describe().items():
-        table.add_row(name, where)
-    console.print(table)
-    return 0

@@ -1,9 +1,26 @@
-"""The course commands: ``tito lesson``, ``tito module start|test|status`` and ``tito grade``."""
+"""tito module: a student's workspace, lesson by lesson.
+
+Usage:
+  tito module start <lesson> [--workspace=<dir>]
+  tito module test <lesson> [--workspace=<dir>] [--quiet]
+  tito module status [--workspace=<dir>]
+
+Commands:
+  start   Write a workspace file for a lesson: a stub per exercise and the reflection questions.
+  test    Run a lesson against your workspace file.
+  status  For each lesson: workspace written? exercises passing? (measured by running them)
+
+Options:
+  --workspace=<dir>  A workspace folder of NN_slug.py files (when not given: $TINYTORCH_WORKSPACE,
+                     else ./workspace).
+  --quiet            Print only the summary, not each failing example.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from docopt import docopt
 from rich.console import Console
 from rich.table import Table
 
@@ -11,20 +28,19 @@ from tinytorch import grading
 from tinytorch import lesson as runner
 
 
-def _workspace(args: dict) -> Path:
+def main(argv: list[str], console: Console) -> int:
+    args = docopt(__doc__, argv=argv)
+    command = next(k for k in ("start", "test", "status") if args[k])
+    return {"start": start, "test": test, "status": status}[command](args, console)
+
+
+def workspace_of(args: dict) -> Path:
+    """The ``--workspace`` folder, else the default one (environment, then ./workspace)."""
     return Path(args["--workspace"]) if args["--workspace"] else grading.default_workspace()
 
 
-def lesson(args: dict) -> int:
-    argv = ["--list"] if args["--list"] else list(args["<lesson>"])
-    if args["--workspace"]:
-        argv += ["--workspace", args["--workspace"]]
-    if args["--quiet"]:
-        argv.append("--quiet")
-    return runner.main(argv)
-
-
-def _load(key: str, console: Console) -> runner.Lesson | None:
+def load(key: str, console: Console) -> runner.Lesson | None:
+    """The lesson ``key`` names, or None after printing why there is none."""
     try:
         return runner.load_lesson(key)
     except LookupError as error:
@@ -32,14 +48,14 @@ def _load(key: str, console: Console) -> runner.Lesson | None:
         return None
 
 
-def module_start(args: dict, console: Console) -> int:
-    lesson = _load(args["<lesson>"][0], console)
+def start(args: dict, console: Console) -> int:
+    lesson = load(args["<lesson>"], console)
     if lesson is None:
         return 2
     if not lesson.exercises:
         console.print(f"lesson {lesson.name} has no exercises; read it with: python -m tinytorch.lesson {lesson.number}")
         return 0
-    path = grading.workspace_path(lesson, _workspace(args))
+    path = grading.workspace_path(lesson, workspace_of(args))
     try:
         runner.write_stub(lesson, path)
     except FileExistsError as error:
@@ -49,11 +65,11 @@ def module_start(args: dict, console: Console) -> int:
     return 0
 
 
-def module_test(args: dict, console: Console) -> int:
-    lesson = _load(args["<lesson>"][0], console)
+def test(args: dict, console: Console) -> int:
+    lesson = load(args["<lesson>"], console)
     if lesson is None:
         return 2
-    path = grading.workspace_path(lesson, _workspace(args))
+    path = grading.workspace_path(lesson, workspace_of(args))
     if not path.is_file():
         console.print(f"[red]no workspace for lesson {lesson.name} at {path}; start one with: tito module start {lesson.number}[/]")
         return 1
@@ -62,8 +78,8 @@ def module_test(args: dict, console: Console) -> int:
     return 0 if result.ok else 1
 
 
-def module_status(args: dict, console: Console) -> int:
-    workspace = _workspace(args)
+def status(args: dict, console: Console) -> int:
+    workspace = workspace_of(args)
     table = Table(title=f"progress in {workspace}")
     for column in ("lesson", "title", "workspace", "exercises passed"):
         table.add_column(column)
@@ -83,30 +99,4 @@ def module_status(args: dict, console: Console) -> int:
     console.print(table)
     share = 100 * passed / total if total else 0.0
     console.print(f"{passed} of {total} exercises pass ({share:.0f} %)")
-    return 0
-
-
-def grade(args: dict, console: Console) -> int:
-    reports = []
-    for folder in args["<workspace>"]:
-        try:
-            report = grading.report(Path(folder))
-        except NotADirectoryError as error:
-            console.print(f"[red]{error}[/]")
-            return 2
-        reports.append(report)
-    table = Table(title="grades")
-    for column in ("workspace", "lessons", "exercises passed", "reflections 150-300 words"):
-        table.add_column(column)
-    for r in reports:
-        table.add_row(
-            r["workspace"],
-            str(r["lessons_graded"]),
-            f"{r['exercises_passed']} / {r['exercises_total']}",
-            f"{r['reflections_ok']} / {r['reflections_total']}",
-        )
-    console.print(table)
-    if args["--json"]:
-        grading.write_report(Path(args["--json"]), reports)
-        console.print(f"wrote {args['--json']}")
     return 0
