@@ -68,6 +68,14 @@ from .core.layers import (
     Linear,
 )
 from .core.networks import MLP, Sequential, create_mlp
+from .core.attention import (
+    MultiHeadAttention,
+    MultiheadAttention,
+    ScaledDotProductAttention,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+)
 from .core.spatial import (
     AvgPool2d,
     AvgPool2D,

@@ -26,6 +26,7 @@ from .core.tensor import (
     stack,
     where,
 )
+from .core.attention import scaled_dot_product_attention
 from .core.activations import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
 from .core.layers import batch_norm, dropout, embedding, layer_norm, linear
 from .core.spatial import avg_pool2d, conv2d, global_avg_pool2d, max_pool2d
