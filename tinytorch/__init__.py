@@ -54,6 +54,7 @@ from .core.tensor import (
     zeros_like,
 )
 from .core.profiling import MemoryProfiler
+from . import profiler
 from .core.module import Module, Parameter
 from .core.activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .core.layers import (

@@ -37,7 +37,10 @@ _state = threading.local()
 #: The op observer (the profiler of lesson 14), or None. When one is set, ``Function.apply`` and the
 #: backward engine report every op to it: ``token = observer.op_begin(name, phase, inputs)`` before
 #: the op's forward (phase ``"forward"``) or backward (``"backward"``) runs and
-#: ``observer.op_end(token, result)`` after it. When none is set, an op pays one global read.
+#: ``observer.op_end(token, result)`` after it. A forward's ``inputs`` are the arrays (and constants)
+#: handed to ``forward``; a backward's are the incoming gradient followed by that op's forward inputs,
+#: and its ``result`` holds the input gradients (None where none was computed). An op that raises
+#: still reports its end, with result None. When none is set, an op pays one global read.
 _observer: Any = None
 
 
@@ -159,9 +162,11 @@ class Function:
         if _observer is None:
             out = cls.forward(ctx, *arrays, **params)
         else:
-            token = _observer.op_begin(cls.__name__, "forward", arrays)
-            out = cls.forward(ctx, *arrays, **params)
-            _observer.op_end(token, out)
+            token, out = _observer.op_begin(cls.__name__, "forward", arrays), None
+            try:
+                out = cls.forward(ctx, *arrays, **params)
+            finally:  # reported even when forward raises (result None), so the observer's nesting stays right
+                _observer.op_end(token, out)
         if not isinstance(out, np.ndarray):
             out = np.asarray(out)
         track = track and out.dtype.kind == "f"
@@ -275,9 +280,15 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
             if _observer is None:
                 input_grads = node.fn.backward(node, g)
             else:
-                token = _observer.op_begin(node.fn.__name__, "backward", (g,))
-                input_grads = node.fn.backward(node, g)
-                _observer.op_end(token, input_grads)
+                # The forward's inputs come after the gradient: backward FLOPs and shapes depend on them.
+                from .tensor import Tensor
+
+                inputs = (g, *(x.data if isinstance(x, Tensor) else x for x in node.inputs))
+                token, input_grads = _observer.op_begin(node.fn.__name__, "backward", inputs), None
+                try:
+                    input_grads = node.fn.backward(node, g)
+                finally:
+                    _observer.op_end(token, input_grads)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if len(input_grads) != len(node.inputs):

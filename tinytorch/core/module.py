@@ -40,6 +40,19 @@ import numpy as np
 
 from .tensor import Tensor
 
+#: The module observer (the profiler and FLOP counter of lesson 14), or None. When one is set, calling
+#: a module reports it: ``token = observer.module_begin(module, args)`` before its ``forward`` and
+#: ``observer.module_end(token, output)`` after it (output None when forward raised), so ops can be
+#: attributed to the layer that ran them. When none is set, a call pays one global read.
+_observer: Any = None
+
+
+def set_observer(observer: Any) -> Any:
+    """Report every module call to ``observer`` from now on (None stops it); returns the observer it replaces."""
+    global _observer
+    previous, _observer = _observer, observer
+    return previous
+
 
 class Parameter(Tensor):
     """A tensor that a module learns: always a float leaf, requiring grad unless frozen.
@@ -179,7 +192,14 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if _observer is None:
+            return self.forward(*args, **kwargs)
+        token, output = _observer.module_begin(self, args), None
+        try:
+            output = self.forward(*args, **kwargs)
+        finally:
+            _observer.module_end(token, output)
+        return output
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=True``) or evaluation mode on this module and all below it; returns self."""

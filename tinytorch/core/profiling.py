@@ -13,6 +13,10 @@ its *net* allocation (what it left allocated when it ended), plus wall time.
 8
 
 MB here means MiB, 2**20 bytes.
+
+This module is also where the course looks for the other measuring tools of lesson 14: the op
+profiler (:class:`Profiler`, in ``op_profiler.py``) and the FLOP counter (:func:`count_flops`, in
+``flops.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ import tracemalloc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
+
+from .flops import CONVENTION, FlopCount, FlopCounter, conv2d_flops, count_flops, matmul_flops
+from .op_profiler import Profiler, record_function
+
+__all__ = [
+    "MemoryProfiler", "MemoryRecord", "Profiler", "record_function",
+    "count_flops", "FlopCount", "FlopCounter", "conv2d_flops", "matmul_flops", "CONVENTION",
+]  # fmt: skip
 
 MB = float(2**20)
 

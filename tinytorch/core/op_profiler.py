@@ -1,0 +1,261 @@
+"""The op profiler (lesson 14): where a model's time goes, op by op, forward and backward.
+
+Inside ``with Profiler() as prof:`` every op's forward and backward, every kernel call and every
+``record_function`` block becomes an *event* with its start and end time, the shapes it was given,
+its FLOPs, and (with ``profile_memory=True``) the bytes it left allocated. Events nest: a kernel
+call runs inside the op that calls it, which runs inside a ``record_function`` block. An event's
+*total* time is its whole span; its *self* time leaves out the events inside it, so the self times
+of all events add up to the time spent inside recorded events, each instant counted once.
+
+>>> import tinytorch as tt
+>>> x = tt.randn(64, 128, requires_grad=True)
+>>> w = tt.randn(128, 32, requires_grad=True)
+>>> with Profiler() as prof:
+...     (x @ w).relu().sum().backward()
+>>> sorted({event.name for event in prof.events()})
+['MatMul', 'MatMulBackward', 'ReLU', 'ReLUBackward', 'Sum', 'SumBackward', 'kernels.relu_backward', 'kernels.relu_forward']
+>>> [(row.key, row.count, row.flops) for row in prof.key_averages() if row.key.startswith("MatMul")]
+[('MatMul', 1, 524288), ('MatMulBackward', 1, 1048576)]
+
+``prof.key_averages().table(sort_by="self_cpu_time_total")`` prints PyTorch's table,
+``prof.export_chrome_trace("trace.json")`` writes a timeline that Perfetto (ui.perfetto.dev) and
+``chrome://tracing`` open. ``tinytorch.profiler`` is the PyTorch-style namespace for all of this.
+
+How it works: the profiler installs itself as the observer of ops (``autograd.set_observer``),
+kernels (``kernels.set_observer``) and modules (``module.set_observer``) for the block; with no
+profiler running those hooks cost one global read per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tracemalloc
+from typing import Any, Callable
+
+from .flops import FLOP_FORMULAS, computed_gradients, op_flops, shape_of
+from .observers import observing
+from .profiler_events import EventList, FunctionEvent
+
+_clock = time.perf_counter_ns
+_active: list[Profiler] = []  # running profilers, innermost last: where record_function reports
+
+
+class Profiler:
+    """Record every op, kernel call and ``record_function`` block run inside a ``with`` block.
+
+    Parameters
+    ----------
+    record_shapes : bool
+        Keep each event's input shapes (needed by ``key_averages(group_by_input_shape=True)``; the
+        FLOP counts use them as well).
+    profile_memory : bool
+        Measure the memory each event left allocated, through ``tracemalloc`` (NumPy reports every
+        array allocation to it). This slows Python down noticeably, so it is off by default.
+    with_flops : bool
+        Count FLOPs per event (the convention of ``tinytorch.core.flops``: a multiply-add is 2).
+    with_modules : bool
+        Record each module call (``Conv2D.forward`` ...) as an event around the ops it runs.
+    """
+
+    def __init__(
+        self,
+        record_shapes: bool = True,
+        profile_memory: bool = False,
+        with_flops: bool = True,
+        with_modules: bool = False,
+    ):
+        self.record_shapes = record_shapes or with_flops
+        self.profile_memory = profile_memory
+        self.with_flops = with_flops
+        self.with_modules = with_modules
+        self._events: list[FunctionEvent] = []
+        self._local = threading.local()
+        self._all_stacks: list[list[FunctionEvent]] = []  # one per thread that ran an op
+        self._lock = threading.Lock()
+        self._started_tracing = False
+        self.start_ns: int | None = None
+        self.stop_ns: int | None = None
+
+    # -- running ------------------------------------------------------------------------------------
+    def start(self) -> Profiler:
+        """Start recording (what ``with`` does on entry)."""
+        if self.start_ns is not None:
+            raise RuntimeError("Profiler.start: this profiler has already run; make a new one for a new recording")
+        if self.profile_memory and not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started_tracing = True
+        self._observing = observing(self)
+        self._observing.__enter__()
+        _active.append(self)
+        self.start_ns = _clock()
+        return self
+
+    def stop(self) -> None:
+        """Stop recording (what ``with`` does on exit); events still open are closed now."""
+        if self.start_ns is None or self.stop_ns is not None:
+            raise RuntimeError("Profiler.stop: the profiler is not running")
+        self.stop_ns = _clock()
+        self._observing.__exit__(None, None, None)
+        _active.remove(self)
+        for stack in self._all_stacks:
+            while stack:
+                self._close(stack, stack[-1], self.stop_ns)
+        if self._started_tracing:
+            tracemalloc.stop()
+        self._events.sort(key=lambda event: event.start_ns)
+
+    def __enter__(self) -> Profiler:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- results --------------------------------------------------------------------------------------
+    def events(self) -> EventList:
+        """Every recorded event, in the order they started."""
+        self._check_stopped("events")
+        return EventList(self._events, self.wall_time_us, with_flops=self.with_flops, profile_memory=self.profile_memory)
+
+    def key_averages(self, group_by_input_shape: bool = False) -> EventList:
+        """One row per op name (and input shapes, when asked): calls, self and total times, FLOPs, memory."""
+        if group_by_input_shape and not self.record_shapes:
+            raise ValueError("key_averages(group_by_input_shape=True) needs the profiler made with record_shapes=True")
+        return self.events().key_averages(group_by_input_shape)
+
+    def table(self, sort_by: str = "self_cpu_time_total", row_limit: int = 100, **kwargs: Any) -> str:
+        """``key_averages().table(...)``."""
+        return self.key_averages().table(sort_by=sort_by, row_limit=row_limit, **kwargs)
+
+    def export_chrome_trace(self, path: str | os.PathLike) -> None:
+        """Write the events as Chrome trace-event JSON (open it in ui.perfetto.dev or chrome://tracing)."""
+        self.events().export_chrome_trace(path)
+
+    @property
+    def wall_time_us(self) -> float:
+        """Microseconds from start to stop."""
+        self._check_stopped("wall_time_us")
+        return (self.stop_ns - self.start_ns) / 1000
+
+    @property
+    def self_cpu_time_total(self) -> float:
+        """The sum of every event's self time, in microseconds: the time spent inside recorded events."""
+        return self.events().self_cpu_time_total
+
+    def _check_stopped(self, what: str) -> None:
+        if self.stop_ns is None:
+            raise RuntimeError(f"Profiler.{what}: the profiler is still running; read results after the with block")
+
+    # -- recording -----------------------------------------------------------------------------------
+    def _stack(self) -> list[FunctionEvent]:
+        """The open events of the calling thread, innermost last."""
+        try:
+            return self._local.stack
+        except AttributeError:
+            stack = self._local.stack = []
+            with self._lock:
+                self._all_stacks.append(stack)
+            return stack
+
+    def _open(self, name: str, kind: str, inputs: tuple) -> FunctionEvent:
+        stack = self._stack()
+        shapes = tuple(shape_of(a) for a in inputs) if self.record_shapes else ()
+        event = FunctionEvent(name, kind, shapes, threading.get_ident(), stack[-1] if stack else None)
+        if self.profile_memory:
+            event.memory_start = tracemalloc.get_traced_memory()[0]
+        stack.append(event)
+        event.start_ns = _clock()  # last, so the bookkeeping above is not counted in the event
+        return event
+
+    def _finish(self, event: FunctionEvent) -> None:
+        end = _clock()
+        stack = self._stack()
+        if event not in stack:  # opened before this profiler started, or already closed by stop()
+            return
+        while stack:  # an op that raised never reported its end: close what it left open
+            if self._close(stack, stack[-1], end) is event:
+                break
+
+    def _close(self, stack: list[FunctionEvent], event: FunctionEvent, end: int) -> FunctionEvent:
+        stack.pop()
+        event.end_ns = end
+        if self.profile_memory:
+            event.cpu_memory_usage = tracemalloc.get_traced_memory()[0] - event.memory_start
+        parent = event.parent
+        if parent is not None:
+            parent.child_ns += end - event.start_ns
+            parent.child_memory += event.cpu_memory_usage
+        self._events.append(event)
+        return event
+
+    # -- the observer protocol (see tinytorch.core.observers) -----------------------------------------
+    def op_begin(self, name: str, phase: str, inputs: tuple) -> FunctionEvent:
+        event = self._open(name if phase == "forward" else name + "Backward", "op", inputs)
+        if self.with_flops and name in FLOP_FORMULAS:
+            event.flop_op, event.phase = name, phase
+        return event
+
+    def op_end(self, token: FunctionEvent, result: Any) -> None:
+        self._finish(token)
+        if token.flop_op is not None and result is not None:
+            output = shape_of(result) if token.phase == "forward" else computed_gradients(result)
+            token.flops = op_flops(token.flop_op, token.phase, token.input_shapes, output)
+
+    def wrap_kernel(self, name: str, function: Callable) -> Callable:
+        label = "kernels." + name
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            event = self._open(label, "kernel", args)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._finish(event)
+
+        return call
+
+    def module_begin(self, module: Any, args: tuple) -> FunctionEvent | None:
+        if not self.with_modules:
+            return None
+        return self._open(f"{type(module).__name__}.forward", "module", args)
+
+    def module_end(self, token: FunctionEvent | None, output: Any) -> None:
+        if token is not None:
+            self._finish(token)
+
+
+class record_function:
+    """Record a block (or, as a decorator, every call of a function) as one event named ``name``.
+
+    >>> import tinytorch as tt
+    >>> with Profiler() as prof:
+    ...     with record_function("data prep"):
+    ...         x = tt.randn(8, 8) * 2.0
+    >>> [(e.name, e.parent.name if e.parent else None) for e in prof.events()]
+    [('data prep', None), ('Mul', 'data prep')]
+
+    Outside a running profiler it does nothing.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        self._events: list[tuple[Profiler, FunctionEvent]] = []
+
+    def __enter__(self) -> record_function:
+        self._events = [(p, p._open(self.name, "user", ())) for p in _active]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for profiler, event in reversed(self._events):
+            profiler._finish(event)
+        self._events = []
+
+    def __call__(self, function: Callable) -> Callable:
+        import functools
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with record_function(self.name):
+                return function(*args, **kwargs)
+
+        return wrapper
