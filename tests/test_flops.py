@@ -205,3 +205,25 @@ def test_a_registered_formula_is_counted():
 def test_conv2d_flops_rejects_impossible_shapes(args, message):
     with pytest.raises(ValueError, match=message):
         conv2d_flops(*args)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_attention_counts_both_products_forward_and_four_backward(packed):
+    torch = pytest.importorskip("torch", reason="PyTorch is the FLOP-count oracle")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b, length, e, heads = 2, 5, 8, 2
+    attention = tt.MultiHeadAttention(e, heads)
+    x = tt.randn(b, length, e, requires_grad=True)
+    with FlopCounter(attention) as ours:
+        out = attention(x, x, x, need_weights=False)[0] if packed else attention(x, x * 1.0, x * 1.0, need_weights=False)[0]
+        out.sum().backward()
+    projections = 2 * b * length * e * (3 * e) + 2 * b * length * e * e  # in_proj (q, k, v) and out_proj
+    core_forward = 2 * b * length * length * (e + e)  # q kᵀ and probs v, the heads splitting e
+    assert ours.by_op["MultiHeadAttentionFunction"] == core_forward
+    assert ours.by_op["MultiHeadAttentionFunctionBackward"] == 2 * core_forward  # g vᵀ, probsᵀ g, ds k, dsᵀ q
+    assert ours.forward == projections + core_forward
+    q, k, v = (torch.randn(b, heads, length, e // heads) for _ in range(3))
+    with FlopCounterMode(display=False) as theirs:  # attention written out: torch does not count its fused CPU kernel
+        (q @ k.transpose(-2, -1)).softmax(-1) @ v
+    assert theirs.get_total_flops() == core_forward

@@ -1,7 +1,7 @@
 """Counting floating-point operations (lesson 14): per op, per layer, forward and backward.
 
 **The convention.** A multiply-add counts as 2 FLOPs, and only the ops that do matrix products are
-counted: convolutions, Dense layers, ``@``. This is what ``torch.utils.flop_counter`` and the
+counted: convolutions, Dense layers, ``@``, attention. This is what ``torch.utils.flop_counter`` and the
 PyTorch profiler report, so figures compare one to one. fvcore, ptflops and thop count
 multiply-adds ("MACs") instead, which are half as many: ``FlopCount.forward_macs`` gives that view.
 Bias additions, normalisation, activations and pooling are not counted (their cost is memory
@@ -40,7 +40,7 @@ Shape = tuple[int, ...]
 
 CONVENTION = (
     "FLOPs count a multiply-add as 2 (as torch.utils.flop_counter and the PyTorch profiler); only matrix "
-    "products are counted (convolutions, Dense, matmul), not bias adds, normalisation, activations or "
+    "products are counted (convolutions, Dense, matmul, attention), not bias adds, normalisation, activations or "
     "pooling; MACs = FLOPs / 2 (fvcore, ptflops, thop)."
 )
 
@@ -148,10 +148,37 @@ def _conv_backward(inputs: tuple, grad: Shape, computed: tuple) -> int:
     return _product_backward(inputs, grad, computed, math.prod(inputs[1][1:]))
 
 
+def _attention_sizes(inputs: tuple) -> tuple[int, int, int]:
+    """(batch * L * S, E, Ev) of an attention call; a packed (B, L, 3E) projection comes with k = v = None."""
+    q, k, v = inputs[:3]
+    if k is None:  # MultiHeadAttentionFunction's packed self-attention: q holds [q | k | v]
+        e = q[-1] // 3
+        return q[0] * q[1] * q[1], e, e
+    batch = math.prod(np.broadcast_shapes(q[:-2], k[:-2], v[:-2]))
+    return batch * q[-2] * k[-2], q[-1], v[-1]
+
+
+def _attention_forward(inputs: tuple, out: Shape) -> int:
+    # scores = q kᵀ (E multiply-adds each) and out = probs v (Ev each) over every (query, key) pair;
+    # the heads split E between them, so the count does not depend on how many there are.
+    pairs, e, ev = _attention_sizes(inputs)
+    return 2 * pairs * (e + ev)
+
+
+def _attention_backward(inputs: tuple, grad: Shape, computed: tuple) -> int:
+    # dprobs = g vᵀ and dv = probsᵀ g (Ev each), dq = dscores k and dk = dscoresᵀ q (E each). The kernel
+    # keeps the forward's probabilities, so unlike torch's count (which assumes flash attention) there
+    # is no recomputation of q kᵀ here.
+    pairs, e, ev = _attention_sizes(inputs)
+    return 2 * pairs * (2 * e + 2 * ev)
+
+
 FLOP_FORMULAS: dict[str, FlopFormula] = {
     "MatMul": FlopFormula(_linear_forward, _linear_backward),  # 2 * outputs * K, K = a's last axis
     "LinearFunction": FlopFormula(_linear_forward, _linear_backward),
     "Conv2DFunction": FlopFormula(_conv_forward, _conv_backward),
+    "ScaledDotProductAttentionFunction": FlopFormula(_attention_forward, _attention_backward),
+    "MultiHeadAttentionFunction": FlopFormula(_attention_forward, _attention_backward),
 }
 
 
