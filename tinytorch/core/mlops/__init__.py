@@ -17,16 +17,28 @@ The optional libraries (safetensors, onnx, onnxruntime, fastapi, uvicorn, scipy)
 by the functions that need them.
 """
 
+from .ab import ABRecorder, PairedComparison, paired_accuracy_comparison, route_request
 from .architecture import ArchitectureError, architecture_config, model_from_config
+from .drift import DriftDetector, DriftReport, FeatureDrift, ks_statistic, population_stability_index
+from .image_features import image_statistics
 from .manifest import PackageError, sha256_file, sha256_manifest
+from .monitor import Alert, ModelMonitor, MonitorThresholds
 from .onnx_export import check_onnx, export_onnx
 from .package import ModelPackage, load_package, package
+from .percentiles import percentile, summarize
+from .retraining import RetrainingDecision, RetrainingTrigger
 from .signature import Signature, SignatureError, TensorSpec
 
 __all__ = [
+    "ABRecorder", "PairedComparison", "paired_accuracy_comparison", "route_request",
     "ArchitectureError", "architecture_config", "model_from_config",
+    "DriftDetector", "DriftReport", "FeatureDrift", "ks_statistic", "population_stability_index",
+    "image_statistics",
     "PackageError", "sha256_file", "sha256_manifest",
+    "Alert", "ModelMonitor", "MonitorThresholds",
     "check_onnx", "export_onnx",
     "ModelPackage", "load_package", "package",
+    "percentile", "summarize",
+    "RetrainingDecision", "RetrainingTrigger",
     "Signature", "SignatureError", "TensorSpec",
 ]
