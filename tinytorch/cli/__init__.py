@@ -12,6 +12,8 @@ Commands:
   grade      Grade students' workspace folders.
   kernels    Show which implementation each kernel runs on now.
   data       Which data sets are on disk and verified; fetch one.
+  serve      Serve a model package over HTTP (micro-batching, metrics, A/B).
+  loadtest   Open-loop load on a server: achieved rate and latency percentiles.
 
 Run 'tito <command> --help' for a command's own options.
 
@@ -36,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "grade": "grade",
     "kernels": "kernels",
     "data": "data",
+    "serve": "serve",
+    "loadtest": "loadtest",
 }
 
 

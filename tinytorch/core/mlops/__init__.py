@@ -19,26 +19,34 @@ by the functions that need them.
 
 from .ab import ABRecorder, PairedComparison, paired_accuracy_comparison, route_request
 from .architecture import ArchitectureError, architecture_config, model_from_config
+from .batching import MicroBatcher
 from .drift import DriftDetector, DriftReport, FeatureDrift, ks_statistic, population_stability_index
 from .image_features import image_statistics
+from .loadtest import LoadTestResult, arrival_times, load_test
 from .manifest import PackageError, sha256_file, sha256_manifest
 from .monitor import Alert, ModelMonitor, MonitorThresholds
 from .onnx_export import check_onnx, export_onnx
 from .package import ModelPackage, load_package, package
 from .percentiles import percentile, summarize
+from .pipeline import MLOpsPipeline, PipelineReport
 from .retraining import RetrainingDecision, RetrainingTrigger
+from .server import BackgroundServer, ServerSettings, create_app, serve
 from .signature import Signature, SignatureError, TensorSpec
 
 __all__ = [
     "ABRecorder", "PairedComparison", "paired_accuracy_comparison", "route_request",
     "ArchitectureError", "architecture_config", "model_from_config",
+    "MicroBatcher",
     "DriftDetector", "DriftReport", "FeatureDrift", "ks_statistic", "population_stability_index",
     "image_statistics",
+    "LoadTestResult", "arrival_times", "load_test",
     "PackageError", "sha256_file", "sha256_manifest",
     "Alert", "ModelMonitor", "MonitorThresholds",
     "check_onnx", "export_onnx",
     "ModelPackage", "load_package", "package",
     "percentile", "summarize",
+    "MLOpsPipeline", "PipelineReport",
     "RetrainingDecision", "RetrainingTrigger",
+    "BackgroundServer", "ServerSettings", "create_app", "serve",
     "Signature", "SignatureError", "TensorSpec",
 ]

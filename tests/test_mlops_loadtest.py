@@ -1,0 +1,117 @@
+"""The open-loop load generator and the tito serve / tito loadtest commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tinytorch.cli import main
+from tinytorch.core.mlops import BackgroundServer, ServerSettings, arrival_times, create_app, load_package, load_test
+
+from .mlops_helpers import make_package
+
+pytest.importorskip("fastapi", reason="the server needs the serve extra (fastapi, uvicorn, httpx)")
+pytest.importorskip("uvicorn", reason="the server needs the serve extra (fastapi, uvicorn, httpx)")
+
+
+def test_poisson_arrivals_are_exponential_and_constant_arrivals_are_even():
+    stats = pytest.importorskip("scipy.stats", reason="the KS test comes from scipy (the stats extra)")
+    times = arrival_times(rate=200.0, duration_s=50.0, arrivals="poisson", seed=1)
+    gaps = np.diff(times)
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 200)).pvalue > 0.01  # 10,000 draws
+    assert abs(len(times) / 50.0 - 200) / 200 < 0.03 and times.max() < 50.0
+    assert not np.array_equal(arrival_times(200.0, 5.0, seed=2), arrival_times(200.0, 5.0, seed=3))
+    assert np.array_equal(arrival_times(200.0, 5.0, seed=2), arrival_times(200.0, 5.0, seed=2))
+    assert np.allclose(np.diff(arrival_times(50.0, 2.0, "constant")), 0.02) and len(arrival_times(50.0, 2.0, "constant")) == 100
+    with pytest.raises(ValueError, match="poisson"):
+        arrival_times(1.0, 1.0, "bursty")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = make_package(tmp_path_factory.mktemp("load") / "mlp")
+    with BackgroundServer(create_app(load_package(folder), ServerSettings(max_batch=4, max_delay_ms=2))) as url:
+        yield url, folder
+
+
+def test_load_test_measures_every_scheduled_request(server):
+    url, _ = server
+    result = load_test(url, rate=80, duration_s=1.0, arrivals="constant", warmup_s=0.2)
+    assert result.scheduled == 80 and result.completed == 80 and result.failed == 0
+    assert result.status_counts == {"200": 80}
+    lat = result.latency_s
+    assert lat["count"] == 80 and 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+    assert 40 < result.achieved_rate <= 81  # below the offered rate only by the last requests' latency
+    assert result.batch_sizes["max"] >= 1 and "achieved" in result.describe()
+    json.dumps(result.to_json())
+
+
+def test_load_test_counts_rejected_requests_as_failures(server):
+    url, _ = server
+    result = load_test(url + "/predict", rate=20, duration_s=0.5, arrivals="constant", warmup_s=0,
+                       body=b'{"inputs": [[1]]}', content_type="application/json")
+    assert result.completed == 0 and result.failed == 10 and result.status_counts == {"422": 10}
+    assert "expected [-1, 12]" in result.errors[0]
+
+
+def test_load_test_json_body_and_batches(server):
+    url, _ = server
+    result = load_test(url, rate=30, duration_s=0.5, warmup_s=0, batch=3, body_format="json", seed=4)
+    assert result.failed == 0 and result.completed == result.scheduled
+
+
+def test_tito_loadtest_prints_and_records(server, tmp_path, capsys):
+    url, _ = server
+    record = tmp_path / "load.json"
+    code = main(["loadtest", url, "--rate=40", "--duration=0.5", "--warmup=0", "--arrivals=constant", f"--json={record}"])
+    out = capsys.readouterr().out
+    assert code == 0 and "20 of 20 succeeded" in " ".join(out.split()) and "p99.9" in out
+    assert json.loads(record.read_text())["completed"] == 20
+    assert main(["loadtest", url, "--rate=-1"]) == 2
+    assert main(["loadtest", "http://127.0.0.1:9", "--duration=0.2", "--warmup=0"]) == 1  # nothing listens there
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tito_serve_runs_a_real_server_process(server):
+    _, folder = server
+    port = free_port()
+    env = {**os.environ, "COLUMNS": "200"}
+    process = subprocess.Popen([sys.executable, "-m", "tinytorch.cli", "serve", str(folder), f"--port={port}",
+                                "--max-batch=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "tito serve did not start"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=5) as response:
+            assert json.loads(response.read())["batching"] == {"max_batch": 1, "max_delay_ms": 5.0}
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert f"at http://127.0.0.1:{port}" in out and "max batch 1" in out
+
+
+def test_tito_serve_refuses_bad_arguments_and_packages(tmp_path, capsys):
+    assert main(["serve", str(tmp_path), "--max-batch=0"]) == 2
+    assert "--max-batch must be an integer of at least 1" in capsys.readouterr().out
+    assert main(["serve", str(tmp_path), "--split=2", "--ab", str(tmp_path)]) == 2
+    assert main(["serve", str(tmp_path)]) == 1
+    assert "has no manifest.json" in capsys.readouterr().out

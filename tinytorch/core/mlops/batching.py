@@ -1,0 +1,168 @@
+"""Micro-batching: run the requests that arrive close together as one batch.
+
+A model's forward pass on 32 examples costs far less than 32 passes on one (the matrix products
+reach BLAS speed, the per-layer overhead is paid once). A server that gathers concurrent requests
+into one batch therefore answers many more requests per second, at the price of waiting a little
+for company. :class:`MicroBatcher` waits at most ``max_delay_s`` after the *oldest* queued request
+arrived (TorchServe's ``max_batch_delay``, BentoML's ``max_latency_ms``) or until ``max_batch``
+examples are queued, whichever comes first, then runs them through the model in a worker thread
+while the event loop keeps accepting requests. With ``max_batch=1`` it is a plain one-request-
+at-a-time server.
+
+>>> import asyncio, numpy as np
+>>> async def demo():
+...     batcher = MicroBatcher(lambda x: x * 2, max_batch=8, max_delay_s=0.05)
+...     await batcher.start()
+...     results = await asyncio.gather(*(batcher.submit(np.full((1, 2), i, np.float32)) for i in range(5)))
+...     await batcher.stop()
+...     return [int(out[0, 0]) for out, _ in results], [info.batch_rows for _, info in results]
+>>> asyncio.run(demo())
+([0, 2, 4, 6, 8], [5, 5, 5, 5, 5])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["MicroBatcher", "BatchInfo"]
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """How a request was served: the rows of the batch it ran in, how long it queued, and the model's time."""
+
+    batch_rows: int
+    queued_s: float
+    compute_s: float
+
+
+@dataclass
+class _Pending:
+    inputs: np.ndarray
+    future: asyncio.Future
+    arrived: float
+
+
+class MicroBatcher:
+    """Gathers submitted batches into model calls of at most ``max_batch`` rows.
+
+    Parameters
+    ----------
+    run : callable
+        ``outputs = run(inputs)`` on a NumPy batch; outputs have one row per input row. It runs in
+        one worker thread, one batch at a time (NumPy and the compiled kernels release the GIL,
+        so the event loop goes on parsing requests meanwhile).
+    max_batch : int
+        Rows per model call. A single request with more rows runs alone.
+    max_delay_s : float
+        The longest the oldest queued request waits for others before its batch runs.
+    on_batch : callable, optional
+        Called as ``on_batch(rows, seconds)`` after every model call (the server's metrics).
+    """
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_delay_s: float = 0.005,
+                 on_batch: Callable[[int, float], None] | None = None):
+        if max_batch < 1 or max_delay_s < 0:
+            raise ValueError(f"MicroBatcher: max_batch must be >= 1 and max_delay_s >= 0, got {max_batch}, {max_delay_s}")
+        self.run, self.max_batch, self.max_delay_s = run, int(max_batch), float(max_delay_s)
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue | None = None
+        self._carry: deque[_Pending] = deque()
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self.batches_run = 0
+
+    async def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinytorch-model")
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop the loop; requests still queued fail with a RuntimeError."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        pending = list(self._carry) + ([self._queue.get_nowait() for _ in range(self._queue.qsize())] if self._queue else [])
+        for item in pending:
+            if not item.future.done():
+                item.future.set_exception(RuntimeError("the server is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._task = self._executor = None
+
+    async def submit(self, inputs: np.ndarray) -> tuple[np.ndarray, BatchInfo]:
+        """Queue a batch; returns its outputs (one row per input row) and how it was served."""
+        if self._queue is None:
+            raise RuntimeError("MicroBatcher.submit: call start() first")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(inputs, future, time.perf_counter()))
+        return await future
+
+    async def _next(self, timeout: float | None) -> _Pending | None:
+        if self._carry:
+            return self._carry.popleft()
+        if timeout is None:
+            return await self._queue.get()
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        if timeout <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _gather(self) -> list[_Pending]:
+        """The next batch: the oldest request, then others until max_batch rows or its deadline."""
+        first = await self._next(None)
+        batch, rows = [first], len(first.inputs)
+        deadline = first.arrived + self.max_delay_s
+        while rows < self.max_batch:
+            item = await self._next(deadline - time.perf_counter())
+            if item is None:
+                break
+            if rows + len(item.inputs) > self.max_batch or item.inputs.shape[1:] != first.inputs.shape[1:]:
+                self._carry.appendleft(item)  # it starts the next batch
+                break
+            batch.append(item)
+            rows += len(item.inputs)
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            batch = [item for item in batch if not item.future.done()]  # a client that gave up
+            if not batch:
+                continue
+            inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([item.inputs for item in batch])
+            started = time.perf_counter()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self.run, inputs)
+            except Exception as error:  # the model failed: every request of the batch gets the error
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            finished = time.perf_counter()
+            self.batches_run += 1
+            if self.on_batch is not None:
+                self.on_batch(len(inputs), finished - started)
+            start = 0
+            for item in batch:
+                rows = len(item.inputs)
+                info = BatchInfo(len(inputs), started - item.arrived, finished - started)
+                if not item.future.done():
+                    item.future.set_result((outputs[start:start + rows], info))
+                start += rows
