@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 
 from tinytorch import lesson as runner
+from tinytorch.grading.checks import CallRecorder
+
+from .lesson_checks import install_lesson
 
 LESSONS = runner.find_lessons()
 
@@ -15,10 +18,12 @@ def test_there_are_lessons():
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda l: l.name)
 def test_lesson_passes_against_the_framework(lesson):
-    result = runner.run_lesson(lesson)
+    recorder = CallRecorder(lesson.text)  # what `tito grade` replays in its sandbox, recorded on the way
+    result = runner.run_lesson(lesson, wrap=recorder.wrap)
     assert result.ok, runner.format_result(result)
     for name, exercise in result.exercises.items():
         assert exercise.examples > 0, f"lesson {lesson.name}: no example calls exercise {name}"
+        assert recorder.replayable(name), f"lesson {lesson.name}: no call of {name} can be replayed by tito grade: {recorder.notes}"
 
 
 @pytest.mark.parametrize("lesson", [l for l in LESSONS if l.exercises], ids=lambda l: l.name)
@@ -69,14 +74,7 @@ Reflection
 
 @pytest.fixture
 def synthetic_lessons(tmp_path, monkeypatch):
-    import tinytorch.core.profiling as module
-
-    folder = tmp_path / "lessons"
-    folder.mkdir()
-    (folder / "42_squares.rst").write_text(SYNTHETIC)
-    monkeypatch.setenv("TINYTORCH_LESSONS", str(folder))
-    monkeypatch.setattr(module, "square", lambda v: v * v, raising=False)
-    return folder
+    return install_lesson(tmp_path, monkeypatch, "42_squares.rst", SYNTHETIC, {"square": lambda v: v * v})
 
 
 def test_head_and_reflection_are_parsed(synthetic_lessons):

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -141,8 +141,14 @@ class _Missing:
         raise NameError(f"the workspace {self.path} does not define {self.name}")
 
 
-def exercise_namespace(lesson: Lesson, workspace: Path | None = None) -> dict[str, Any]:
-    """The globals a lesson's examples run in: numpy as np, tinytorch as tt, and the exercise names."""
+def exercise_namespace(
+    lesson: Lesson, workspace: Path | None = None, wrap: Callable[[str, Callable], Callable] | None = None
+) -> dict[str, Any]:
+    """The globals a lesson's examples run in: numpy as np, tinytorch as tt, and the exercise names.
+
+    ``wrap(name, function)``, when given, replaces each exercise function (the grader records the
+    calls a lesson makes this way).
+    """
     import tinytorch
 
     framework = importlib.import_module(lesson.module)
@@ -156,6 +162,8 @@ def exercise_namespace(lesson: Lesson, workspace: Path | None = None) -> dict[st
             namespace[name] = getattr(framework, name)
         else:
             raise LookupError(f"lesson {lesson.name}: exercise {name} is not defined in {lesson.module}")
+        if wrap is not None:
+            namespace[name] = wrap(name, namespace[name])
     return namespace
 
 
@@ -211,9 +219,14 @@ class _RecordingRunner(doctest.DocTestRunner):
         )
 
 
-def run_lesson(lesson: Lesson, workspace: Path | None = None) -> LessonResult:
-    """Run every example of ``lesson`` in order, in one namespace; never raises for a failing example."""
-    namespace = exercise_namespace(lesson, workspace)
+def run_lesson(
+    lesson: Lesson, workspace: Path | None = None, wrap: Callable[[str, Callable], Callable] | None = None
+) -> LessonResult:
+    """Run every example of ``lesson`` in order, in one namespace; never raises for a failing example.
+
+    ``wrap`` is passed to :func:`exercise_namespace`.
+    """
+    namespace = exercise_namespace(lesson, workspace, wrap)
     test = doctest.DocTestParser().get_doctest(lesson.text, namespace, lesson.name, str(lesson.path), 0)
     runner = _RecordingRunner(optionflags=DOCTEST_FLAGS, verbose=False)
     print_options = np.get_printoptions()

@@ -9,7 +9,7 @@ Commands:
   system     Check the environment: Python, NumPy, compiler, compiled kernels, OpenMP, data, PyTorch.
   lesson     Run lessons' doctests against the framework (or a workspace); 'all' runs every lesson.
   module     A student's workspace: start a lesson, test it, see the progress.
-  grade      Grade students' workspace folders.
+  grade      Run a course: setup, release, collect, sandboxed autograde, review, feedback, export.
   kernels    Show which implementation each kernel runs on now.
   data       Which data sets are on disk and verified; fetch one.
   serve      Serve a model package over HTTP (micro-batching, metrics, A/B).

@@ -1,23 +1,22 @@
-"""Grading a student's workspace: which exercises pass, and the reflection answers (``tito grade``).
+"""A student's own progress: which exercises of their workspace pass (``tito module status``).
 
 A workspace is a folder of ``NN_slug.py`` files written by ``tito module start NN``. For each
 lesson whose file is there, the lesson runs against it (:func:`tinytorch.lesson.run_lesson`) and
 each exercise counts as passed only when all of its examples pass. Each reflection answer is
 counted in words; 150-300 words is the length asked for.
 
-Running a workspace executes the student's code, as any autograder must: grade on a machine and
-account you are prepared to run that code on.
+This runs the workspace in the calling process: it is for students on their own code. An
+instructor grading other people's code uses ``tito grade``, which runs it in a sandbox.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .lesson import Lesson, find_lessons, load_workspace, run_lesson
+from tinytorch.lesson import Lesson, load_workspace, run_lesson
 
 REFLECTION_WORDS = (150, 300)
 WORKSPACE_ENV = "TINYTORCH_WORKSPACE"
@@ -84,44 +83,3 @@ def grade_lesson(lesson: Lesson, path: Path) -> LessonGrade:
         return LessonGrade(lesson.name, lesson.title, {name: "failed" for name in lesson.exercises}, error=repr(error))
     statuses = {name: ex.status for name, ex in result.exercises.items()}
     return LessonGrade(lesson.name, lesson.title, statuses, reflections)
-
-
-def grade_workspace(workspace: Path) -> list[LessonGrade]:
-    """Grade every lesson (with exercises) whose file is in ``workspace``."""
-    if not workspace.is_dir():
-        raise NotADirectoryError(f"grade: {workspace} is not a workspace folder")
-    return [
-        grade_lesson(lesson, workspace_path(lesson, workspace))
-        for lesson in find_lessons()
-        if lesson.exercises and workspace_path(lesson, workspace).is_file()
-    ]
-
-
-def summary(grades: list[LessonGrade]) -> dict:
-    """Totals over a workspace: exercises passed of those attempted, reflections of the right length."""
-    reflections = [r for g in grades for r in g.reflections]
-    return {
-        "lessons_graded": len(grades),
-        "exercises_passed": sum(g.passed for g in grades),
-        "exercises_total": sum(g.total for g in grades),
-        "reflections_ok": sum(r.ok for r in reflections),
-        "reflections_total": len(reflections),
-    }
-
-
-def report(workspace: Path) -> dict:
-    """A JSON-ready report of one workspace: totals and each lesson's exercises and reflections."""
-    grades = grade_workspace(workspace)
-    lessons = []
-    for grade in grades:
-        entry = asdict(grade)
-        entry["reflections"] = [{**asdict(r), "ok": r.ok} for r in grade.reflections]
-        lessons.append(entry)
-    return {"workspace": str(workspace), **summary(grades), "lessons": lessons}
-
-
-def write_report(path: Path, content: dict | list) -> None:
-    """Write a JSON report atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2), encoding="utf-8")
-    tmp.replace(path)
