@@ -14,6 +14,7 @@ Commands:
   data       Which data sets are on disk and verified; fetch one.
   serve      Serve a model package over HTTP (micro-batching, metrics, A/B).
   loadtest   Open-loop load on a server: achieved rate and latency percentiles.
+  benchmark  MLPerf's four inference scenarios on a saved model, with a report.
 
 Run 'tito <command> --help' for a command's own options.
 
@@ -40,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "data": "data",
     "serve": "serve",
     "loadtest": "loadtest",
+    "benchmark": "benchmark",
 }
 
 

@@ -319,7 +319,8 @@ def _offline(sut: Callable, library: QuerySampleLibrary, settings: TestSettings,
     reasons = []
     if elapsed < settings.min_duration:
         reasons.append(
-            f"ran {elapsed:.3f} s; the settings ask for at least {settings.min_duration} s: raise offline_sample_count"
+            f"ran {elapsed:.3f} s; the settings ask for at least {settings.min_duration} s: raise offline_sample_count "
+            "(tito benchmark --offline-samples)"
         )
     metadata = {"batch_size": settings.offline_batch_size, "batches": len(batch_times), "batch_latencies": batch_times}
     return BenchmarkResult(

@@ -18,6 +18,12 @@ from .results import BenchmarkResult
 from .settings import BenchmarkScenario
 
 
+_LABELS = {
+    "date": "Date", "cpu": "CPU", "logical_cores": "Logical cores", "memory": "Memory", "python": "Python",
+    "numpy": "NumPy", "tinytorch": "TinyTorch", "kernels": "TinyTorch kernels", "thread_variables": "Thread variables",
+}  # fmt: skip
+
+
 def _ms(seconds: float | None) -> str:
     return "—" if seconds is None else f"{1000 * seconds:.3f}"
 
@@ -33,7 +39,7 @@ class PerformanceReporter:
         lines = [f"# {model_name}: inference benchmark", ""]
         if command:
             lines.append(f"- Command: `{command}`")
-        lines += [f"- {key.replace('_', ' ').capitalize()}: {value}" for key, value in environment.items()]
+        lines += [f"- {_LABELS.get(key, key)}: {value}" for key, value in environment.items()]
         lines += [
             "",
             "Scenarios as MLPerf LoadGen defines them; percentiles are `sorted[int(n * p)]` (no interpolation);",
@@ -44,7 +50,7 @@ class PerformanceReporter:
         ]
         for result in benchmark_results.values():
             name, value = result.metric
-            p = result.percentiles
+            p = result.percentiles if result.scenario is not BenchmarkScenario.OFFLINE else {}  # one query: no distribution
             headline = "—" if value is None else (f"{value:.2f} {name}" if "second" in name else f"{1000 * value:.3f} ms ({name.split(',')[0]})")
             accuracy = "—" if result.accuracy is None else f"{100 * result.accuracy:.2f} %"
             lines.append(
@@ -63,7 +69,7 @@ class PerformanceReporter:
 
     @staticmethod
     def _observations(results: Mapping[str, BenchmarkResult]) -> list[str]:
-        """Ratios between the scenarios, computed from the numbers above (why they differ is lesson 14's topic)."""
+        """Ratios between the scenarios, computed from the results (why they differ is lesson 14's topic)."""
         by_kind = {r.scenario: r for r in results.values()}
         single, offline = by_kind.get(BenchmarkScenario.SINGLE_STREAM), by_kind.get(BenchmarkScenario.OFFLINE)
         server = by_kind.get(BenchmarkScenario.SERVER)
@@ -72,9 +78,9 @@ class PerformanceReporter:
             notes.append(f"- Offline moves {offline.throughput / single.throughput:.1f}x the samples per second of SingleStream "
                          f"(batches of {offline.settings.get('offline_batch_size')} against one sample at a time).")
         if single and server and single.throughput > 0 and server.valid:
-            notes.append(f"- The Server scenario sustains {server.metadata['scheduled_qps']:.1f} queries/s within its "
+            notes.append(f"- The Server scenario sustained {server.metadata['scheduled_qps']:.1f} queries/s within its "
                          f"{1000 * server.metadata['latency_bound']:g} ms bound: {server.metadata['scheduled_qps'] / single.throughput:.2f}x "
-                         "SingleStream's closed-loop rate (random arrivals queue up).")
+                         "the queries per second of SingleStream's closed loop.")
         return ["", *notes] if notes else []
 
     def to_json(self, benchmark_results: Mapping[str, BenchmarkResult], model_name: str = "TinyTorch model", **extra: Any) -> dict:

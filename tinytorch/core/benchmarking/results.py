@@ -101,7 +101,7 @@ class BenchmarkResult:
         lines.append(f"Samples per second : {self.throughput:.2f}")
         if self.accuracy is not None:
             lines.append(f"Accuracy : {100 * self.accuracy:.2f} %")
-        if self.latencies:
+        if self.latencies and self.scenario is not BenchmarkScenario.OFFLINE:  # Offline is one query
             lines.append(f"Mean latency (ms) : {1000 * float(np.mean(self.latencies)):.3f}")
             for key, seconds in self.percentiles.items():
                 lines.append(f"{key} percentile latency (ms) : {1000 * seconds:.3f}")
