@@ -119,6 +119,12 @@ def test_main_exit_codes(synthetic_lessons, tmp_path, capsys):
     assert "no lesson '99'" in capsys.readouterr().err
 
 
+def test_a_packages_init_names_the_package(synthetic_lessons):
+    text = SYNTHETIC.replace("tinytorch/core/profiling.py", "tinytorch/core/benchmarking/__init__.py")
+    (synthetic_lessons / "42_squares.rst").write_text(text)
+    assert runner.load_lesson("42").module == "tinytorch.core.benchmarking"
+
+
 def test_missing_head_field_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "07_broken.rst").write_text(":lesson: 07\n:title: Broken\n\nText\n")
     monkeypatch.setenv("TINYTORCH_LESSONS", str(tmp_path))

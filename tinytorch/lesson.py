@@ -96,7 +96,7 @@ def parse_lesson(path: Path) -> Lesson:
         raise ValueError(f"lesson {path.name}: ':lesson: {fields['lesson']}' does not match the file name")
     module = fields["module"]
     if module.endswith(".py"):
-        module = module[: -len(".py")].replace("/", ".")
+        module = module[: -len(".py")].replace("/", ".").removesuffix(".__init__")  # a package's __init__.py names it
     exercises = [name.strip() for name in fields["exercises"].split(",") if name.strip()]
     return Lesson(number, slug, path, fields["title"], module, exercises, fields["checkpoint"], text)
 

@@ -34,6 +34,8 @@ import time
 import tracemalloc
 from typing import Any, Callable
 
+import numpy as np
+
 from .flops import FLOP_FORMULAS, computed_gradients, op_flops, shape_of
 from .observers import observing
 from .profiler_events import EventList, FunctionEvent
@@ -154,14 +156,16 @@ class Profiler:
             return self._local.stack
         except AttributeError:
             stack = self._local.stack = []
+            self._local.thread = threading.get_ident()
             with self._lock:
                 self._all_stacks.append(stack)
             return stack
 
     def _open(self, name: str, kind: str, inputs: tuple) -> FunctionEvent:
+        # The hot path: every op and kernel call comes through here while profiling, so it stays short.
         stack = self._stack()
-        shapes = tuple(shape_of(a) for a in inputs) if self.record_shapes else ()
-        event = FunctionEvent(name, kind, shapes, threading.get_ident(), stack[-1] if stack else None)
+        shapes = tuple([a.shape if isinstance(a, np.ndarray) else None for a in inputs]) if self.record_shapes else ()
+        event = FunctionEvent(name, kind, shapes, self._local.thread, stack[-1] if stack else None)
         if self.profile_memory:
             event.memory_start = tracemalloc.get_traced_memory()[0]
         stack.append(event)
@@ -171,21 +175,22 @@ class Profiler:
     def _finish(self, event: FunctionEvent) -> None:
         end = _clock()
         stack = self._stack()
-        if event not in stack:  # opened before this profiler started, or already closed by stop()
-            return
-        while stack:  # an op that raised never reported its end: close what it left open
-            if self._close(stack, stack[-1], end) is event:
-                break
+        if stack and stack[-1] is event:
+            self._close(stack, event, end)
+        elif event in stack:  # an op that raised never reported its end: close what it left open
+            while self._close(stack, stack[-1], end) is not event:
+                pass
+        # else: opened before this profiler started, or already closed by stop()
 
     def _close(self, stack: list[FunctionEvent], event: FunctionEvent, end: int) -> FunctionEvent:
         stack.pop()
         event.end_ns = end
         if self.profile_memory:
             event.cpu_memory_usage = tracemalloc.get_traced_memory()[0] - event.memory_start
-        parent = event.parent
-        if parent is not None:
-            parent.child_ns += end - event.start_ns
-            parent.child_memory += event.cpu_memory_usage
+            if event.parent is not None:
+                event.parent.child_memory += event.cpu_memory_usage
+        if event.parent is not None:
+            event.parent.child_ns += end - event.start_ns
         self._events.append(event)
         return event
 

@@ -42,9 +42,7 @@ class FunctionEvent:
         self.name, self.kind, self.input_shapes, self.thread, self.parent = name, kind, input_shapes, thread, parent
         self.start_ns = self.end_ns = self.child_ns = 0
         self.memory_start = self.cpu_memory_usage = self.child_memory = 0
-        self.flop_op: str | None = None  # the op's name when it has a FLOP formula
-        self.phase: str | None = None
-        self.flops: int | None = None
+        self.flop_op = self.phase = self.flops = None  # the op's name and phase when it has a FLOP formula; its FLOPs
 
     key = property(lambda self: self.name)
     count = property(lambda self: 1)
@@ -120,7 +118,8 @@ def format_memory(nbytes: float) -> str:
     return f"{int(nbytes)} b"
 
 
-def _shapes_text(shapes: tuple | None) -> str:
+def shapes_text(shapes: Iterable | None) -> str:
+    """Input shapes as PyTorch's table shows them: ``[[64, 3, 32, 32], [32, 3, 3, 3], []]`` (``[]``: not an array)."""
     return "[" + ", ".join("[]" if s is None else str(list(s)) for s in shapes or ()) + "]"
 
 
@@ -204,7 +203,7 @@ class EventList(list):
             columns.append(("Self CPU Mem", [format_memory(r.self_cpu_memory_usage) for r in rows]))
         columns.append(("# of Calls", [str(r.count) for r in rows]))
         if self.grouped_by_shape:
-            columns.append(("Input Shapes", [_shapes_text(r.input_shapes) for r in rows]))
+            columns.append(("Input Shapes", [shapes_text(r.input_shapes) for r in rows]))
         if show_flops:
             columns.append((f"Total {unit}", [f"{r.flops * scale:.3f}" if r.flops else "--" for r in rows]))
             columns.append(("GFLOP/s", [_rate(r) for r in rows]))
