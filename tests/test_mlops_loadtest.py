@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from tinytorch.cli import main
-from tinytorch.core.mlops import BackgroundServer, ServerSettings, arrival_times, create_app, load_package, load_test
+from tinytorch.core.mlops import (BackgroundServer, ServerProcess, ServerSettings, arrival_times, create_app,
+                                  load_package, load_test)
 
 from .mlops_helpers import make_package
 
@@ -79,34 +74,16 @@ def test_tito_loadtest_prints_and_records(server, tmp_path, capsys):
     assert main(["loadtest", "http://127.0.0.1:9", "--duration=0.2", "--warmup=0"]) == 1  # nothing listens there
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tito_serve_runs_a_real_server_process(server):
     _, folder = server
-    port = free_port()
-    env = {**os.environ, "COLUMNS": "200"}
-    process = subprocess.Popen([sys.executable, "-m", "tinytorch.cli", "serve", str(folder), f"--port={port}",
-                                "--max-batch=1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as response:
-                    assert json.loads(response.read())["status"] == "ok"
-                    break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "tito serve did not start"
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=5) as response:
-            assert json.loads(response.read())["batching"] == {"max_batch": 1, "max_delay_ms": 5.0}
-    finally:
-        process.terminate()
-        out, _ = process.communicate(timeout=30)
-    assert f"at http://127.0.0.1:{port}" in out and "max batch 1" in out
+    with ServerProcess([folder], max_batch=1, max_delay_ms=3) as process:
+        assert process.url.startswith("http://127.0.0.1:") and not process.url.endswith(":0")
+        assert process.get("/metadata")["batching"] == {"max_batch": 1, "max_delay_ms": 3.0}
+        result = load_test(process.url, rate=40, duration_s=0.5, arrivals="constant", warmup_s=0)
+        assert result.completed == 20
+        running = process.process
+    assert running.poll() is not None  # stopped on leaving
+    assert "max batch 1" in "".join(process.output)
 
 
 def test_tito_serve_refuses_bad_arguments_and_packages(tmp_path, capsys):

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from tinytorch.core.mlops import Alert, ModelMonitor, MonitorThresholds, RetrainingTrigger, percentile, summarize
+from tinytorch.core.mlops import Alert, ModelMonitor, MonitorThresholds, RetrainingTrigger, summarize
 from tinytorch.core.mlops.drift import DriftReport, FeatureDrift
 from tinytorch.core.mlops.metrics import Counter, Gauge, Histogram, MetricsRegistry, Summary
 
@@ -24,12 +24,11 @@ def assert_exposition_format(text: str) -> None:
         assert line.startswith(("# HELP ", "# TYPE ")) or SAMPLE.match(line), line
 
 
-def test_percentiles_are_nearest_rank():
-    values = list(range(1, 101))
-    assert percentile(values, 0.99) == 100 and percentile(values, 0.5) == 51 and percentile(values, 1.0) == 100
+def test_summaries_use_loadgens_percentiles():
+    summary = summarize(range(1, 101))
+    assert (summary["p50"], summary["p90"], summary["p99"], summary["p99.9"]) == (51, 91, 100, 100)
+    assert summary["count"] == 100 and summary["mean"] == 50.5 and summary["max"] == 100
     assert summarize([3.0])["p99.9"] == 3.0 and summarize([]) == {"count": 0}
-    with pytest.raises(ValueError):
-        percentile(values, 1.5)
 
 
 def test_monitor_statistics_over_a_rolling_window():

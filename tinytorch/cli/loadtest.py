@@ -24,8 +24,6 @@ the test down. Percentiles are nearest-rank (MLPerf LoadGen's), never interpolat
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 from docopt import docopt
 from rich.console import Console
@@ -59,8 +57,7 @@ def main(argv: list[str], console: Console) -> int:
         return 1
     console.print(result.describe(), highlight=False)
     if args["--json"]:
-        path = Path(args["--json"])
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(result.to_json(), indent=2) + "\n")
-        temporary.replace(path)
+        from tinytorch.core.atomic_write import write_text_atomic
+
+        write_text_atomic(args["--json"], json.dumps(result.to_json(), indent=2) + "\n")
     return 0 if result.completed else 1

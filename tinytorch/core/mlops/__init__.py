@@ -6,8 +6,8 @@ One job per module:
   (safetensors weights + a JSON manifest with a sha256 per file), loaded without unpickling.
 - :mod:`.onnx_export`: ONNX files checked by ``onnx.checker`` and onnxruntime.
 - :mod:`.request_parsing`, :mod:`.batching`, :mod:`.metrics`, :mod:`.server`: the inference server
-  (FastAPI on uvicorn) with micro-batching and Prometheus metrics; :mod:`.loadtest`: an open-loop
-  load generator.
+  (FastAPI on uvicorn) with micro-batching and Prometheus metrics, :mod:`.server_process` (it, as
+  a child process); :mod:`.loadtest`: an open-loop load generator.
 - :mod:`.drift`, :mod:`.image_features`: drift detection with evidently's default rules.
 - :mod:`.monitor`, :mod:`.retraining`: the rolling monitor and when to retrain.
 - :mod:`.ab`: deterministic A/B routing and the paired accuracy comparison.
@@ -27,10 +27,11 @@ from .manifest import PackageError, sha256_file, sha256_manifest
 from .monitor import Alert, ModelMonitor, MonitorThresholds
 from .onnx_export import check_onnx, export_onnx
 from .package import ModelPackage, load_package, package
-from .percentiles import percentile, summarize
+from .percentiles import summarize
 from .pipeline import MLOpsPipeline, PipelineReport
 from .retraining import RetrainingDecision, RetrainingTrigger
 from .server import BackgroundServer, ServerSettings, create_app, serve
+from .server_process import ServerProcess
 from .signature import Signature, SignatureError, TensorSpec
 
 __all__ = [
@@ -44,9 +45,9 @@ __all__ = [
     "Alert", "ModelMonitor", "MonitorThresholds",
     "check_onnx", "export_onnx",
     "ModelPackage", "load_package", "package",
-    "percentile", "summarize",
+    "summarize",
     "MLOpsPipeline", "PipelineReport",
     "RetrainingDecision", "RetrainingTrigger",
-    "BackgroundServer", "ServerSettings", "create_app", "serve",
+    "BackgroundServer", "ServerSettings", "create_app", "serve", "ServerProcess",
     "Signature", "SignatureError", "TensorSpec",
 ]

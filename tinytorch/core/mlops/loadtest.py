@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..benchmarking.loadgen import poisson_arrivals
 from .percentiles import summarize
 
 __all__ = ["arrival_times", "load_test", "LoadTestResult", "request_body"]
@@ -37,19 +38,22 @@ ARRIVALS = ("poisson", "constant")
 
 
 def arrival_times(rate: float, duration_s: float, arrivals: str = "poisson", seed: int = 0) -> np.ndarray:
-    """Send times (seconds from the start) of an open-loop run of ``duration_s`` at ``rate`` requests per second."""
+    """Send times (seconds from the start) of an open-loop run of ``duration_s`` at ``rate`` requests per second.
+
+    Poisson arrivals are lesson 14's :func:`~tinytorch.core.benchmarking.loadgen.poisson_arrivals`
+    (exponential gaps), cut at ``duration_s``; constant ones are ``i / rate``.
+    """
     if rate <= 0 or duration_s <= 0:
         raise ValueError(f"arrival_times: rate and duration must be positive, got {rate} and {duration_s}")
     if arrivals == "constant":
         return np.arange(int(round(rate * duration_s))) / rate
     if arrivals != "poisson":
         raise ValueError(f"arrival_times: arrivals must be one of {ARRIVALS}, got {arrivals!r}")
-    rng = np.random.default_rng(seed)
-    expected = int(rate * duration_s)
-    gaps = rng.exponential(1.0 / rate, size=expected + 10 * int(np.sqrt(expected)) + 10)
-    times = np.concatenate([[0.0], np.cumsum(gaps)])
-    while times[-1] < duration_s:  # rare: draw more gaps
-        times = np.concatenate([times, times[-1] + np.cumsum(rng.exponential(1.0 / rate, size=expected + 10))])
+    expected = rate * duration_s
+    count = int(expected + 10 * np.sqrt(expected) + 10)  # 10 standard deviations past the mean count
+    times = poisson_arrivals(rate, count, seed)
+    if times[-1] < duration_s:
+        raise RuntimeError("arrival_times: drew too few arrivals (a 10-sigma event); use another seed")
     return times[times < duration_s]
 
 

@@ -331,24 +331,37 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
     return app
 
 
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on (host, port); port 0 lets the kernel pick a free one, with no race."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def serve(paths: Sequence[str], host: str = "127.0.0.1", port: int = 8000, settings: ServerSettings = ServerSettings(),
           weights: Sequence[float] | None = None, log_level: str = "warning",
           on_ready: Callable[[str], None] | None = None) -> None:
-    """Load the packages at ``paths`` and serve them until interrupted (what ``tito serve`` runs)."""
+    """Load the packages at ``paths`` and serve them until interrupted (what ``tito serve`` runs).
+
+    ``port=0`` picks a free port; ``on_ready`` is called with the real address once the server
+    accepts requests.
+    """
     from .package import load_package
 
     uvicorn = require("uvicorn", "tito serve")
     app = create_app([load_package(p) for p in paths], settings, weights=weights)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False)
-    server = uvicorn.Server(config)
+    sock = _bound_socket(host, port)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
     if on_ready is not None:
         def announce() -> None:
             while not server.started and not server.should_exit:
                 time.sleep(0.01)
             if server.started:
-                on_ready(f"http://{host}:{port}")
+                on_ready(url)
         threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    server.run(sockets=[sock])
 
 
 class BackgroundServer:
@@ -366,9 +379,7 @@ class BackgroundServer:
 
     def start(self) -> str:
         uvicorn = require("uvicorn", "BackgroundServer")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))  # port 0: the kernel picks a free one, with no race
+        sock = _bound_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
