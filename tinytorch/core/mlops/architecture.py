@@ -18,10 +18,10 @@ Sequential(
   (2): Dense(8 -> 2)
 )
 
-A model class outside this table can describe itself: a method ``architecture_config()`` returning
-a JSON-able dict of its constructor's keyword arguments, rebuilt with ``cls(**config)``. Its class
-is recorded by import path and, when the package is loaded, imported only from the ``tinytorch``
-package itself.
+A model class outside this table can describe itself: a method ``architecture_config()``, or a
+``config`` attribute (TinyGPT has one), holding a JSON-able dict of its constructor's keyword
+arguments, rebuilt with ``cls(**config)``. Its class is recorded by import path and, when the
+package is loaded, imported only from the ``tinytorch`` package itself.
 """
 
 from __future__ import annotations
@@ -105,13 +105,15 @@ def architecture_config(model: Module) -> dict:
     if name is not None:
         return {"type": name, **LAYER_TYPES[name][1](model)}
     describe = getattr(model, "architecture_config", None)
+    config = describe() if callable(describe) else getattr(model, "config", None)
     module = type(model).__module__
-    if callable(describe) and module.split(".")[0] == "tinytorch":
-        return {"type": f"{module}.{type(model).__qualname__}", "config": describe()}
+    if isinstance(config, dict) and module.split(".")[0] == "tinytorch":
+        return {"type": f"{module}.{type(model).__qualname__}", "config": dict(config)}
     known = ", ".join(LAYER_TYPES)
     raise ArchitectureError(
         f"architecture_config: cannot describe a {type(model).__name__} ({model.label()}); a package holds "
-        f"Sequential models of {known}, or a TinyTorch model with an architecture_config() method"
+        f"Sequential models of {known}, or a TinyTorch model that describes itself (an architecture_config() "
+        "method or a config dict of its constructor's arguments, as TinyGPT has)"
     )
 
 
@@ -124,8 +126,8 @@ def _self_described_class(path: str) -> type:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError):
         raise ArchitectureError(f"model_from_config: {path!r} is not a class of this TinyTorch version") from None
-    if not (isinstance(cls, type) and issubclass(cls, Module) and hasattr(cls, "architecture_config")):
-        raise ArchitectureError(f"model_from_config: {path!r} is not a model that describes its architecture")
+    if not (isinstance(cls, type) and issubclass(cls, Module)):
+        raise ArchitectureError(f"model_from_config: {path!r} is not a TinyTorch model")
     return cls
 
 

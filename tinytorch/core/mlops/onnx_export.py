@@ -17,7 +17,8 @@ True
 
 Operators used (opset 17): Gemm, MatMul, Add, Conv, BatchNormalization, LayerNormalization, Relu,
 LeakyRelu, Sigmoid, Tanh, Erf/Mul (GELU), Softmax, LogSoftmax, MaxPool, AveragePool,
-GlobalAveragePool, Flatten, Reshape, Gather, Identity. Needs the ``interchange`` extra (onnx, and
+GlobalAveragePool, Flatten, Reshape, Gather, Identity; TinyGPT's forward pass adds the attention
+nodes of :mod:`.onnx_transformer`. Needs the ``interchange`` extra (onnx, and
 onnxruntime for :func:`check_onnx`).
 """
 
@@ -40,6 +41,7 @@ from ..normalization import BatchNorm, LayerNorm
 from ..spatial import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from ..tensor import Tensor
 from .extras import require
+from .onnx_transformer import BY_CLASS_PATH, default_dynamic_axes
 
 __all__ = ["export_onnx", "check_onnx", "OPSET"]
 
@@ -191,7 +193,7 @@ CONVERTERS: dict[type, Converter] = {
 def _converter(layer: Module) -> Converter | None:
     if isinstance(layer, BatchNorm):
         return _batch_norm
-    return CONVERTERS.get(type(layer))
+    return CONVERTERS.get(type(layer)) or BY_CLASS_PATH.get(f"{type(layer).__module__}.{type(layer).__qualname__}")
 
 
 def _emit(g: OnnxGraph, layer: Module, x: str, value: np.ndarray, where: str) -> tuple[str, np.ndarray]:
@@ -202,7 +204,7 @@ def _emit(g: OnnxGraph, layer: Module, x: str, value: np.ndarray, where: str) ->
         return x, value
     convert = _converter(layer)
     if convert is None:
-        known = ", ".join(sorted({c.__name__ for c in CONVERTERS} | {"BatchNorm1D", "BatchNorm2D", "Sequential"}))
+        known = ", ".join(sorted({c.__name__ for c in CONVERTERS} | {"BatchNorm1D", "BatchNorm2D", "Sequential", "TinyGPT"}))
         raise TypeError(f"export_onnx: cannot export {where or 'the model'} ({layer.label()}); exportable layers: {known}")
     out = convert(g, layer, x, value, where or type(layer).__name__.lower())
     result = layer(Tensor(value, dtype=value.dtype))
@@ -217,6 +219,7 @@ def export_onnx(
     opset: int = OPSET,
     input_name: str = "input",
     output_name: str = "output",
+    dynamic_axes: dict[int, str] | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX file with a dynamic batch axis; returns the path.
 
@@ -233,6 +236,10 @@ def export_onnx(
         Where the ``.onnx`` file goes (written to a temporary file, then renamed).
     opset : int
         The ONNX operator set (at least 17).
+    dynamic_axes : dict, optional
+        Input axes left free in the file, by position, with their names; the output's axes of the
+        same positions are free too. Default ``{0: "batch"}``, and ``{0: "batch", 1: "sequence"}``
+        for TinyGPT (any prompt length up to its max_length).
 
     Returns
     -------
@@ -257,9 +264,11 @@ def export_onnx(
         model.train(was_training)
     g.nodes.append(onnx.helper.make_node("Identity", [out], [output_name], name=output_name))
 
+    axes = default_dynamic_axes(model) if dynamic_axes is None else dict(dynamic_axes)
+
     def tensor_info(name: str, array: np.ndarray) -> Any:
         element = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
-        return onnx.helper.make_tensor_value_info(name, element, ["batch", *array.shape[1:]])
+        return onnx.helper.make_tensor_value_info(name, element, [axes.get(i, n) for i, n in enumerate(array.shape)])
 
     graph = onnx.helper.make_graph(g.nodes, type(model).__name__, [tensor_info(input_name, value)],
                                    [tensor_info(output_name, out_value)], initializer=g.initializers)

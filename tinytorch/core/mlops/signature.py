@@ -40,13 +40,15 @@ class SignatureError(ValueError):
 class TensorSpec:
     """One tensor of a signature: its name, dtype (a NumPy name) and shape (``-1``: any size).
 
-    ``value_range`` is the inclusive (low, high) range of an integer input (token ids), or None.
+    ``value_range`` is the inclusive (low, high) range of an integer input (token ids), or None;
+    ``max_shape`` the largest size of each axis (-1: no limit; a language model's context length).
     """
 
     name: str
     dtype: str
     shape: tuple[int, ...]
     value_range: tuple[int, int] | None = None
+    max_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
@@ -55,6 +57,10 @@ class TensorSpec:
             raise ValueError(f"TensorSpec {self.name!r}: shape must be positive sizes or -1, got {list(self.shape)}")
         if self.value_range is not None:
             object.__setattr__(self, "value_range", tuple(int(v) for v in self.value_range))
+        if self.max_shape is not None:
+            object.__setattr__(self, "max_shape", tuple(int(n) for n in self.max_shape))
+            if len(self.max_shape) != len(self.shape):
+                raise ValueError(f"TensorSpec {self.name!r}: max_shape {list(self.max_shape)} must have one entry per axis")
 
     def describe(self) -> str:
         return f"{self.dtype} {list(self.shape)}"
@@ -63,11 +69,15 @@ class TensorSpec:
         out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
         if self.value_range is not None:
             out["value_range"] = list(self.value_range)
+        if self.max_shape is not None:
+            out["max_shape"] = list(self.max_shape)
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> "TensorSpec":
-        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("value_range"))
+        max_shape = data.get("max_shape")
+        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("value_range"),
+                   None if max_shape is None else tuple(max_shape))
 
     def check(self, array: Any, field: str = "inputs", exact_dtype: bool = False) -> np.ndarray:
         """``array`` as an array of this spec's dtype, or a :class:`SignatureError` naming ``field``.
@@ -99,6 +109,8 @@ class TensorSpec:
         if array.ndim != len(self.shape) or any(w != -1 and w != g for w, g in zip(self.shape, array.shape)):
             hint = " (a single example must be wrapped in a batch of one)" if array.ndim == len(self.shape) - 1 else ""
             raise SignatureError(field, f"got shape {array.shape}; expected {list(self.shape)} (-1: any size){hint}")
+        if self.max_shape is not None and any(m != -1 and g > m for m, g in zip(self.max_shape, array.shape)):
+            raise SignatureError(field, f"got shape {array.shape}; at most {list(self.max_shape)} (-1: no limit)")
         with np.errstate(over="ignore"):
             converted = array.astype(want, copy=False)
         if want.kind == "f" and not np.isfinite(converted).all():
@@ -133,10 +145,14 @@ class Signature:
 
     @classmethod
     def infer(cls, model: Module, example: Any, input_name: str = "input", output_name: str = "output",
-              value_range: tuple[int, int] | None = None) -> "Signature":
-        """The signature of ``model`` on a batch like ``example``: its dtype and shape, with -1 on the batch axis.
+              value_range: tuple[int, int] | None = None, dynamic_axes: tuple[int, ...] = (0,),
+              max_shape: tuple[int, ...] | None = None) -> "Signature":
+        """The signature of ``model`` on a batch like ``example``: its dtype and shape, -1 on the dynamic axes.
 
-        The model runs once on ``example`` (in eval mode, without a graph) to find the output's shape.
+        The model runs once on ``example`` (in eval mode, without a graph) to find the output's
+        shape. ``dynamic_axes`` (default: the batch axis) become -1 in the input and the output; a
+        language model adds its sequence axis, ``(0, 1)``, with ``max_shape=(-1, max_length)`` and
+        ``value_range=(0, vocab_size - 1)``.
         """
         from ..autograd import no_grad
 
@@ -149,7 +165,11 @@ class Signature:
         finally:
             model.train(was_training)
         out = np.asarray(out.data if isinstance(out, Tensor) else out)
+
+        def free(shape: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(-1 if i in dynamic_axes else n for i, n in enumerate(shape))
+
         return cls(
-            (TensorSpec(input_name, array.dtype.name, (-1, *array.shape[1:]), value_range),),
-            (TensorSpec(output_name, out.dtype.name, (-1, *out.shape[1:])),),
+            (TensorSpec(input_name, array.dtype.name, free(array.shape), value_range, max_shape),),
+            (TensorSpec(output_name, out.dtype.name, free(out.shape)),),
         )
