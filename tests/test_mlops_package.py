@@ -87,6 +87,8 @@ def test_sha256_manifest_hashes_content_recursively_and_skips_the_manifest(tmp_p
     (tmp_path / "manifest.json").write_text("{}")
     assert sha256_manifest(tmp_path) == {"a.bin": hashlib.sha256(b"abc").hexdigest(),
                                           "sub/b.txt": hashlib.sha256(b"").hexdigest()}
+    as_data = {"sub/b.txt": b"", "manifest.json": b"{}", "a.bin": b"abc"}
+    assert sha256_manifest(as_data) == sha256_manifest(tmp_path) and list(sha256_manifest(as_data)) == ["a.bin", "sub/b.txt"]
 
 
 @pytest.mark.parametrize("name", [WEIGHTS, REFERENCE])

@@ -11,6 +11,8 @@ truncated, added or swapped is an error naming that file.
 ...     _ = f.write(b"hello")
 >>> sha256_manifest(folder)
 {'weights.bin': '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'}
+>>> sha256_manifest({"weights.bin": b"hello", "manifest.json": b"{}"})       # the same files, as data
+{'weights.bin': '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'}
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 __all__ = ["MANIFEST", "FORMAT", "FORMAT_VERSION", "PackageError", "sha256_file", "sha256_manifest", "verify_files",
            "read_manifest"]
@@ -44,25 +46,30 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def sha256_manifest(folder: str | os.PathLike) -> dict[str, str]:
-    """The sha256 of every file in ``folder`` and its subfolders, except ``manifest.json`` itself.
+def sha256_manifest(source: str | os.PathLike | Mapping[str, bytes]) -> dict[str, str]:
+    """The sha256 of every file of a package, except ``manifest.json`` itself.
 
     Parameters
     ----------
-    folder : path
-        The package folder.
+    source : path, or mapping of str to bytes
+        The package folder (its subfolders too), or its files given as ``{relative path: content}``
+        (what lesson 15's exercise passes: plain data).
 
     Returns
     -------
     dict
         ``{relative path: sha256 hex digest}``, in sorted order of the paths; a path is relative
-        to ``folder`` with ``/`` between folder names (``"extra/notes.txt"``) on every system, and
+        to the folder with ``/`` between folder names (``"extra/notes.txt"``) on every system, and
         the digest covers the file's *content* (its bytes), not its name. ``manifest.json`` at the
         top of the folder is skipped: it holds these hashes, so it cannot hold its own.
     """
-    root = Path(folder)
-    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    return {name: sha256_file(root / name) for name in files if name != MANIFEST}
+    if isinstance(source, Mapping):
+        digests = {str(name): hashlib.sha256(bytes(content)).hexdigest() for name, content in source.items()}
+    else:
+        root = Path(source)
+        digests = {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file()
+                   and p.relative_to(root).as_posix() != MANIFEST}
+    return {name: digests[name] for name in sorted(digests) if name != MANIFEST}
 
 
 def verify_files(folder: str | os.PathLike, listed: dict[str, Any]) -> None:
