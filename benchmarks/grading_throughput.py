@@ -129,7 +129,8 @@ def write(args, configs, times, loads, idle) -> None:
         f"- Machine before the run: {idle.describe() if idle else 'not checked (--no-wait)'}",
         f"- Class: {args.students} synthetic submissions of lesson 02 (correct, partly correct and stub in turn), "
         f"{args.rounds} round(s); each run grades all of them again (autograde --force) in a fresh process.",
-        "- Each submission runs in its own sandboxed child (start-up: Python, NumPy, TinyTorch), one process per exercise.",
+        "- Each worker starts one sandboxed runner (Python, NumPy and TinyTorch imported once; its start-up is in the time), "
+        "which forks a confined process per submission and per exercise.",
         "",
         "| configuration | median time (s) | submissions per minute | speed vs --jobs 1 (median of per-round ratios) | outside load (cores) |",
         "|---|---|---|---|---|",

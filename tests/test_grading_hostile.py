@@ -121,7 +121,7 @@ def grade_in_process(source: str, checks) -> dict[str, list[bool]]:
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     course_dir, source = root / "course", root / "submissions"
-    course = setup(course_dir, lessons=["02", "06"], limits=Limits(cpu_seconds=2, wall_seconds=6, memory_mb=1024, file_mb=4))
+    course = setup(course_dir, lessons=["02", "06"], limits=Limits(cpu_seconds=2, wall_seconds=4, memory_mb=1024, file_mb=4))
     paths = {
         "gradebook": str(course.gradebook.path),
         "alice": str(source / "alice" / "02_tensor.py"),

@@ -70,7 +70,8 @@ def main(argv: list[str], console: Console) -> int:
     command = next(c for c in COMMANDS if args[c])
     try:
         return globals()[f"_{command}"](args, console)
-    except (LookupError, ValueError, NotADirectoryError, FileNotFoundError, ImportError) as error:
+    except (LookupError, ValueError, NotADirectoryError, FileNotFoundError, ImportError, RuntimeError) as error:
+        # RuntimeError: no gradebook, a gradebook from a newer TinyTorch, checks changed since setup
         console.print(f"[red]tito grade {command}: {error}[/]")
         return 2
 

@@ -55,6 +55,7 @@ class Course:
     root: Path
     gradebook: Gradebook
     _checks: dict[str, CheckSet] = field(default_factory=dict)
+    _inputs: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def checks_dir(self) -> Path:
@@ -90,7 +91,9 @@ class Course:
 
     def inputs(self, lesson: Lesson) -> bytes:
         """The bundle of inputs a sandboxed child receives for ``lesson``."""
-        return (self.checks_dir / f"{lesson.name}.inputs.npz").read_bytes()
+        if lesson.name not in self._inputs:
+            self._inputs[lesson.name] = (self.checks_dir / f"{lesson.name}.inputs.npz").read_bytes()
+        return self._inputs[lesson.name]
 
     def close(self) -> None:
         self.gradebook.close()

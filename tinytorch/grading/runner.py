@@ -1,24 +1,28 @@
-"""The sandboxed child: run one submission's exercises on the grader's inputs, report raw outcomes.
+"""The sandboxed runner: a warm process that grades submissions, each in a forked child.
 
-Started by :func:`tinytorch.grading.sandbox.run_job` as ``python -s -B -P runner.py JOB_DIR``
-with a scrubbed environment, in a session of its own. It imports only the standard library until
-it has confined itself (:mod:`.confine`, loaded by its path): a user and network namespace, limits
-on CPU, memory and file size, Landlock (read the Python installation, TinyTorch and the job folder;
-write the job folder; no TCP; no signals beyond its own processes), no capabilities. Then it
-imports TinyTorch, makes the framework's own function for each exercise raise
-``SolutionUnavailable`` (wherever it is referenced, and in the kernel registry), and for each
-exercise forks a process that
+Started by :mod:`tinytorch.grading.sandbox` as ``python -s -B -P runner.py POOL_DIR`` with a
+scrubbed environment, in a session of its own, one per grading thread. It imports only the
+standard library until it has confined itself (:mod:`.confine`, loaded by its path): a user and
+network namespace, limits on memory and file size, Landlock (read the Python installation,
+TinyTorch and ``POOL_DIR``; write ``POOL_DIR``; no TCP; no signals beyond its own processes), no
+capabilities. Then it imports TinyTorch once, says it is ready, and serves: for each job folder
+named on its standard input it forks a *job process*, which
 
-- narrows Landlock again: it may write only ``out/<k>`` and ``tmp/<k>``, and cannot signal this
-  runner; limits its own CPU time; may start no process or thread; sends its output to
-  ``out/<k>/output.txt``; closes every other descriptor;
-- imports the student's file, and calls the exercise on each check's inputs, writing each
-  outcome (plain data, :mod:`.capture`) to ``out/<k>/<i>.npz`` as soon as it is known.
+- narrows Landlock to that job's folder (it can neither read nor write another job's) and can no
+  longer signal the runner;
+- makes the framework's own function for each exercise raise ``SolutionUnavailable`` (wherever it
+  is referenced, and in the kernel registry): only in this copy of the process, forked afresh for
+  every submission from a runner that never ran a student's code;
+- forks, for each exercise, a process that narrows Landlock again (write only ``out/<k>`` and
+  ``tmp/<k>``), limits its CPU time, may start no process or thread, sends its output to
+  ``out/<k>/output.txt``, closes every other descriptor, imports the student's file and calls the
+  exercise on each check's inputs, writing each outcome (plain data, :mod:`.capture`) to
+  ``out/<k>/<i>.npz`` as soon as it is known;
+- waits for it up to the wall-clock limit, kills it (and, where Landlock can scope signals, every
+  process left in the job), and reports how it ended.
 
-The runner waits for it up to the wall-clock limit, kills it (and, where Landlock can scope
-signals, every process left in this sandbox), and writes one JSON line per exercise to its
-standard output, a pipe only it holds: how the process ended. Nothing here decides a grade: the
-grader reads the outcome files and compares them itself.
+Reports are JSON lines on the runner's standard output, a pipe only trusted code holds. Nothing
+here decides a grade: the grader reads the outcome files and compares them itself.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import signal
 import sys
 import time
 
-STARTUP_CPU_SECONDS = 60
+#: CPU seconds for the runner (its imports, forks and waits) and for each job process's own work
+RUNNER_CPU_SECONDS = 3600
+JOB_CPU_SECONDS = 120
 OUTPUT_NAME = "output.txt"
 ERROR_NAME = "error.json"
 
@@ -48,35 +54,58 @@ def _say(message: dict) -> None:
     sys.stdout.flush()
 
 
-def read_paths(job: str, confine) -> list[str]:
-    """What the sandbox may read: the interpreter, its libraries, TinyTorch itself and the job folder."""
-    package = os.path.realpath(os.path.join(job, "lib", "tinytorch"))
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
+def read_paths(pool: str, confine) -> list[str]:
+    """What the sandbox may read: the interpreter, its libraries and TinyTorch itself."""
+    package = os.path.realpath(os.path.join(pool, "lib", "tinytorch"))
+    paths = [p for p in sys.path if p and os.path.isdir(p) and not os.path.realpath(p).startswith(os.path.realpath(pool))]
     paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))]
-    return sorted(set(paths)) + list(confine.SYSTEM_READ_PATHS) + [package]
+    return sorted(set(paths)) + list(confine.SYSTEM_READ_PATHS) + [package, os.path.join(pool, "lib")]
 
 
-def main(job: str) -> int:
+def serve(pool: str, memory_bytes: int, file_bytes: int) -> int:
     confine = _load_confine()
-    with open(os.path.join(job, "job.json"), encoding="utf-8") as f:
-        spec = json.load(f)
-    limits = spec["limits"]
     confine.die_with_parent()
     namespaces = confine.enter_namespaces()
-    applied = confine.set_limits(STARTUP_CPU_SECONDS, limits["memory_bytes"], limits["file_bytes"])
-    reads = read_paths(job, confine)
-    abi = confine.landlock(reads, [job])
+    applied = confine.set_limits(RUNNER_CPU_SECONDS, memory_bytes, file_bytes)
+    reads = read_paths(pool, confine)
+    abi = confine.landlock(reads, [pool])
     dropped = confine.drop_privileges()
     confine.become_subreaper()
-    # Signalling everything left in this sandbox with kill(-1) is safe only if the parent is out of reach.
+    # Signalling everything left in a sandbox with kill(-1) is safe only if the grader is out of reach.
     scoped = abi >= 6 and not _can_signal(os.getppid())
     _say({"sandbox": {"namespaces": namespaces, "limits": applied, "landlock": abi, "signals_scoped": scoped, "capabilities_dropped": dropped}})
 
-    from tinytorch.grading import capture as capture_module
+    from tinytorch.grading import capture
     from tinytorch.grading.plaindata import load_bundle
 
+    _say({"ready": True})
+    for line in sys.stdin:
+        job = os.path.join(pool, json.loads(line)["job"])
+        pid = os.fork()
+        if pid == 0:
+            code = 3
+            try:
+                code = _job_process(job, reads, scoped, confine, capture, load_bundle)
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        _sweep(pid, scoped)
+        _say({"done": True, "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None, "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None})
+    return 0
+
+
+def _job_process(job: str, reads: list[str], scoped: bool, confine, capture, load_bundle) -> int:
+    """Grade one submission (see the module's docstring); returns the process's exit code."""
+    confine.die_with_parent()
+    confine.landlock(reads, [job])
+    confine.set_limits(JOB_CPU_SECONDS, None, None)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    with open(os.path.join(job, "job.json"), encoding="utf-8") as f:
+        spec = json.load(f)
     documents = load_bundle(os.path.join(job, "inputs.npz"))
-    block_framework(spec["module"], spec["exercises"], capture_module.SolutionUnavailable)
+    block_framework(spec["module"], spec["exercises"], capture.SolutionUnavailable)
     for k, exercise in enumerate(spec["exercises"]):
         checks = [(i, d) for i, d in enumerate(documents) if d.meta.get("exercise") == exercise]
         out, tmp = os.path.join(job, "out", str(k)), os.path.join(job, "tmp", str(k))
@@ -85,8 +114,8 @@ def main(job: str) -> int:
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:
-            _exercise_process(job, spec, exercise, checks, out, tmp, reads, confine, capture_module)
-        status, timed_out = _wait(pid, limits["wall_seconds"])
+            _exercise_process(job, spec, exercise, checks, out, tmp, reads, confine, capture)
+        status, timed_out = _wait(pid, spec["limits"]["wall_seconds"])
         _sweep(pid, scoped)
         _say({
             "exercise": exercise,
@@ -192,7 +221,7 @@ def _exercise_process(job, spec, exercise, checks, out, tmp, reads, confine, cap
     try:
         confine.die_with_parent()
         work = os.path.join(job, "work")
-        confine.landlock(reads + [work, os.path.join(job, "lib")], [out, tmp])
+        confine.landlock(reads + [work], [out, tmp])
         confine.set_limits(spec["limits"]["cpu_seconds"], None, None)
         confine.forbid_processes()
         _redirect_output(os.path.join(out, OUTPUT_NAME))
@@ -253,4 +282,4 @@ def _run_checks(path: str, exercise: str, checks: list, out: str, capture_module
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
