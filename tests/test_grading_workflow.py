@@ -128,7 +128,7 @@ def test_report_shows_pass_rates_distribution_and_flags(course_run, capsys):
     code, out = tito(capsys, "report", f"--course={course}")
     assert code == 0
     assert "broadcast_shape" in out and "1 / 4" in out and "contiguous_strides" in out and "3 / 4" in out
-    assert "score distribution" in out
+    assert "score distribution" in out and "late" in out
 
 
 def test_a_changed_submission_is_collected_and_graded_again(course_run, capsys):
@@ -137,6 +137,7 @@ def test_a_changed_submission_is_collected_and_graded_again(course_run, capsys):
     (source / stub_student / "02_tensor.py").write_text(synthetic.source("02", "correct"))
     code, out = tito(capsys, "collect", str(source), f"--course={course}")
     assert "collected 1 new or changed submission(s)" in out and "3 unchanged" in out
+    assert f"late: {stub_student} (02_tensor)" in out  # collected now, long after the due date
     code, out = tito(capsys, "autograde", f"--course={course}", "--jobs=1")
     assert "graded 1 submission(s)" in out
     c = open_course(course)

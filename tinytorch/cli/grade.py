@@ -152,14 +152,18 @@ def _release(args: dict, console: Console) -> int:
 def _collect(args: dict, console: Console) -> int:
     from tinytorch.grading.collect import collect
     from tinytorch.grading.gradebook import now
-    from tinytorch.grading.scores import parse_due
+    from tinytorch.grading.scores import late_seconds, parse_due
 
     if args["--at"] and "T" not in args["--at"]:
         raise ValueError("--at needs a time as well as a date, e.g. 2026-12-01T17:30")
     course = _open(args)
     when = parse_due(args["--at"]).isoformat(timespec="seconds") if args["--at"] else now()
     report = collect(course.gradebook, Path(args["<source>"]), course.lessons(), when)
+    due = {row["lesson"]: row["due"] for row in course.gradebook.lessons()}
+    late = [f"{student} ({lesson})" for student, lesson in report.new if late_seconds(when, due[lesson]) > 0]
     console.print(f"collected {len(report.new)} new or changed submission(s) at {when}; {len(report.unchanged)} unchanged")
+    if late:
+        console.print(f"[yellow]late: {', '.join(late)}[/]")
     for source, problem in report.problems:
         console.print(f"[yellow]{source}: {problem}[/]")
     return 0
@@ -259,10 +263,10 @@ def _report(args: dict, console: Console) -> int:
     spread.add_column("lesson")
     for low, high in zip(BINS, BINS[1:]):
         spread.add_column(f"{low}-{high}")
-    spread.add_column("missing")
-    spread.add_column("not graded")
+    for column in ("late", "missing", "not graded"):
+        spread.add_column(column)
     for lesson, counts in report.distribution.items():
-        spread.add_row(lesson, *map(str, counts), str(report.missing[lesson]), str(report.ungraded[lesson]))
+        spread.add_row(lesson, *map(str, counts), str(report.late[lesson]), str(report.missing[lesson]), str(report.ungraded[lesson]))
     console.print(spread)
     flagged = Table(title="flagged")
     for column in ("student", "lesson", "exercise", "why"):

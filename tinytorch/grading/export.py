@@ -3,7 +3,7 @@
 ``export_csv`` writes one row per student and lesson (a lesson not submitted scores 0):
 ``student, lesson, raw_score, late_penalty, score, max_score``. ``class_report`` gathers what
 ``tito grade report`` shows: per-exercise pass rates over the latest graded submissions, the
-distribution of lesson scores, and the flagged submissions.
+distribution of lesson scores, the late and missing submissions, and the flagged ones.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class ClassReport:
     distribution: dict[str, list[int]] = field(default_factory=dict)  # lesson -> counts per bin
     flagged: list[tuple[str, str, str, str]] = field(default_factory=list)  # (student, lesson, exercise, flags)
     missing: dict[str, int] = field(default_factory=dict)  # lesson -> students without a submission
+    late: dict[str, int] = field(default_factory=dict)  # lesson -> latest submissions collected after the due date
     ungraded: dict[str, int] = field(default_factory=dict)  # lesson -> latest submissions not graded yet
 
 
@@ -63,6 +64,7 @@ def class_report(course: Course, lesson: str | None = None) -> ClassReport:
         report.distribution[name] = counts
         report.missing[name] = sum(1 for s in scores if s.lesson == name and not s.submitted)
         report.ungraded[name] = sum(1 for s in scores if s.lesson == name and s.submitted and not s.graded)
+        report.late[name] = sum(1 for s in scores if s.lesson == name and s.submitted and s.late_seconds > 0)
         passed: dict[str, int] = {e["name"]: 0 for e in gradebook.exercises(name)}
         graded = 0
         for submission in gradebook.latest_submissions(name):
