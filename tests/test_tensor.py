@@ -190,7 +190,9 @@ def test_properties():
 def test_grad_fn_names_the_op():
     x = tt.tensor([1.0], requires_grad=True)
     y = x * 2
-    assert not y.is_leaf and y.grad_fn.fn.__name__ == "Mul" and y.grad_fn.inputs[0] is x
+    assert not y.is_leaf and y.grad_fn.fn.__name__ == "Mul" and y.grad_fn.parents == (x, None)
+    z = y + x
+    assert z.grad_fn.parents[0] is y.grad_fn and z.grad_fn.parents[1] is x
 
 
 # -- conversions ----------------------------------------------------------------------------------
@@ -240,3 +242,27 @@ def test_public_names_follow_numpy():
         assert callable(getattr(t, name)), name
     for name in ("concatenate", "stack", "split", "pad", "where", "maximum", "minimum", "matmul", "zeros_like"):
         assert callable(getattr(tt, name)), name
+
+
+# -- assigning .data ----------------------------------------------------------------------------------
+def test_assigning_data_keeps_the_dtype_and_allows_a_new_shape():
+    weight = tt.Parameter(np.ones((2, 3)))
+    weight.data = np.zeros((3, 4))  # float64 from NumPy
+    assert weight.dtype == np.float32 and weight.shape == (3, 4) and weight.requires_grad
+    double = tt.tensor([1.0, 2.0], dtype=tt.float64)
+    double.data = np.ones(2, dtype=np.float32)
+    assert double.dtype == np.float64
+    double.data = tt.tensor([[3.0]])  # a Tensor gives its array
+    assert double.dtype == np.float64 and double.tolist() == [[3.0]]
+    ints = tt.tensor([1, 2])
+    ints.data = np.array([5, 6], dtype=np.int32)
+    assert ints.dtype == np.int64
+    with pytest.raises(TypeError, match="data: cannot assign a float64 array to a int64 tensor"):
+        ints.data = np.array([1.5])
+
+
+def test_a_layer_runs_after_its_weight_is_assigned_a_float64_array():
+    layer = tt.Dense(4, 3)
+    layer.weight.data = np.random.default_rng(0).standard_normal((3, 4))
+    out = layer(tt.ones(2, 4))
+    assert out.dtype == np.float32 and out.shape == (2, 3)

@@ -7,22 +7,34 @@ chain rule is the whole story:
 
     dL/dx = dL/dy * dy/dx       (backward of y = f(x), called once per op, output first)
 
-``Function.apply`` runs ``forward`` and, when an input requires a gradient, records a node on the
-output tensor: the op, its context and its input tensors. ``Tensor.backward()`` then walks those
+``Function.apply`` runs ``forward`` and, when an input requires a gradient, records a *node* on
+the output tensor: the ``ctx`` itself, holding the op, the arrays it saved and its *parents*, one
+per input: the node of the op that made that input, the input itself when it is a leaf, or None
+when the input needs no gradient. The node does not hold its input tensors, so an intermediate
+result that no op saved is freed as soon as the program drops it. ``Tensor.backward()`` walks the
 nodes from the output back to the leaves in topological order (:func:`topological_order`, an
 iterative depth-first search, so a 10,000-op chain does not exhaust Python's stack), sums the
-gradients that reach each tensor, undoes broadcasting in one place (:func:`unbroadcast`) and
-accumulates the result into the ``.grad`` of every leaf that requires it.
+gradients that reach each node, undoes broadcasting in one place (:func:`unbroadcast`) and
+accumulates the result into the ``.grad`` of every leaf.
 
 Gradients accumulate: ``backward`` adds into ``.grad``; an optimizer's ``zero_grad()`` (or
 ``tensor.grad = None``) clears them between steps. After a backward pass the arrays saved for it
 are freed unless ``retain_graph=True``; going through a freed graph again is an error.
+
+In-place writes are checked, as in PyTorch. Every in-place write through the Tensor API
+(``t[i] = v``, ``t += 1``, ``t.add_(u)``, an optimizer's step) ticks a write *clock* and raises the
+*version* of the memory it wrote (a tensor shares its version with its views); each node notes the
+clock when it was recorded. Before a node's backward runs, the engine checks that no array it
+saved was written since: if one was, the gradient would be computed from the wrong values, and
+``backward()`` raises an error naming the op and the tensor. Writes straight into a tensor's NumPy
+array (``t.data[0] = 1``) are not seen, as writes through ``.data`` are not in PyTorch.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -32,7 +44,12 @@ from .random import get_rng_state, set_rng_state
 if TYPE_CHECKING:
     from .tensor import Tensor
 
-_state = threading.local()
+
+class _GradState(threading.local):
+    enabled = True  # each thread starts with gradients on, as in PyTorch
+
+
+_grad_state = _GradState()
 
 #: The op observer (the profiler of lesson 14), or None. When one is set, ``Function.apply`` and the
 #: backward engine report every op to it: ``token = observer.op_begin(name, phase, inputs)`` before
@@ -53,7 +70,7 @@ def set_observer(observer: Any) -> Any:
 
 def is_grad_enabled() -> bool:
     """True when ops record the graph (the default); False inside ``no_grad()``."""
-    return getattr(_state, "enabled", True)
+    return _grad_state.enabled
 
 
 class _GradMode:
@@ -66,11 +83,11 @@ class _GradMode:
         return self if fn is None else self(fn)
 
     def __enter__(self) -> None:
-        self._previous = is_grad_enabled()
-        _state.enabled = self.enabled
+        self._previous = _grad_state.enabled
+        _grad_state.enabled = self.enabled
 
     def __exit__(self, *exc) -> None:
-        _state.enabled = self._previous
+        _grad_state.enabled = self._previous
 
     def __call__(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -93,38 +110,147 @@ class enable_grad(_GradMode):
     enabled = True
 
 
+# -- versions: which memory was written in place, and when ------------------------------------------
+#: Ticks once per in-place write made through the Tensor API. A node notes its value when the node
+#: is recorded (``ctx.stamp``), so "was this array written after the node was recorded?" is one
+#: comparison, and a node recorded after the latest write needs no check at all.
+_clock = 0
+#: The clock at the latest in-place write that was itself recorded in the graph (``h += x`` where
+#: ``h`` or ``x`` requires grad). Tensors sharing that memory may have gone stale; see _check_history.
+_recorded_write_clock = 0
+
+
+def memory_root(array: np.ndarray) -> np.ndarray:
+    """The array that owns ``array``'s memory: ``array`` itself, or the base a view was taken from."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+class _MemoryVersion(weakref.ref):
+    """The write history of one block of memory, kept while the array owning it is alive."""
+
+    __slots__ = ("key", "version", "written", "recorded", "writer")
+
+    def __new__(cls, root: np.ndarray, key: int):
+        return super().__new__(cls, root, _forget_versions)
+
+    def __init__(self, root: np.ndarray, key: int):
+        super().__init__(root, _forget_versions)
+        self.key, self.version, self.written, self.recorded, self.writer = key, 0, 0, 0, ""
+
+
+#: id(memory root) -> its _MemoryVersion; only memory that has been written in place is here.
+_versions: dict[int, _MemoryVersion] = {}
+
+
+def _forget_versions(entry: _MemoryVersion) -> None:
+    _versions.pop(entry.key, None)  # the memory is gone; a new array may get its id
+
+
+def note_write(array: np.ndarray, writer: str, recorded: bool = False) -> None:
+    """Record that ``array``'s memory was just written in place by ``writer`` (e.g. ``"add_"``).
+
+    Every in-place method of Tensor calls this after writing, and so does an optimizer's step.
+    ``recorded`` says the write is itself part of the graph (the written tensor took the op's node).
+    """
+    global _clock, _recorded_write_clock
+    _clock += 1
+    root = memory_root(array)
+    key = id(root)
+    entry = _versions.get(key)
+    if entry is None:
+        entry = _versions[key] = _MemoryVersion(root, key)
+    entry.version += 1
+    entry.written = _clock
+    entry.writer = writer
+    if recorded:
+        entry.recorded = _recorded_write_clock = _clock
+
+
+def version_of(array: np.ndarray) -> int:
+    """How many in-place writes the memory of ``array`` has had (``Tensor._version``)."""
+    entry = _versions.get(id(memory_root(array)))
+    return 0 if entry is None else entry.version
+
+
+def _describe(array: np.ndarray) -> str:
+    return f"a {array.dtype} tensor of shape {array.shape}"
+
+
+def _check_saved(node: Context) -> None:
+    """Raise if an array ``node`` saved for backward was written in place after ``node`` was recorded."""
+    for i, array in enumerate(node.saved):
+        if not isinstance(array, np.ndarray):
+            continue
+        entry = _versions.get(id(memory_root(array)))
+        if entry is not None and entry.written > node.stamp:
+            name = node.fn.__name__
+            raise RuntimeError(
+                f"backward: {name} saved {_describe(array)} (saved value {i}) to compute its gradient, and "
+                f"that tensor was then modified in place by {entry.writer} (it is now at version "
+                f"{entry.version}); its gradient would be computed from the new values. Make the in-place "
+                "change after backward(), write into a copy (clone()), or use the out-of-place op "
+                "(x = x + 1 instead of x += 1)"
+            )
+
+
+def _check_history(tensor: Tensor, user: str) -> None:
+    """Raise if an in-place op recorded on another tensor rewrote ``tensor``'s memory after it was computed.
+
+    That other tensor (a view of this one, or this one a view of it) took the in-place op into its
+    own history; this tensor's history no longer describes its values.
+    """
+    entry = _versions.get(id(memory_root(tensor._data)))
+    if entry is not None and entry.recorded > tensor._node.stamp:
+        raise RuntimeError(
+            f"{user}: {_describe(tensor._data)} made by {tensor._node.fn.__name__} was then rewritten by "
+            f"{entry.writer} on another tensor sharing its memory (a view of it, or the tensor it is a view "
+            "of); its recorded history no longer describes its values. Take the view after the in-place "
+            "op, or use the out-of-place op"
+        )
+
+
+# -- the graph ----------------------------------------------------------------------------------------
 class Context:
-    """What one op call remembers for its backward: saved arrays, parameters, its input tensors.
+    """What one op call remembers for its backward: the graph's node.
 
     ``ctx.save_for_backward(a, b)`` keeps arrays, read back as ``ctx.saved``; any other attribute
-    (``ctx.axis = 1``) may be set freely. ``ctx.needs_input_grad[i]`` tells backward whether input
-    ``i`` wants a gradient, so expensive gradients nobody needs can be skipped.
+    (``ctx.axis = 1``) may be set freely. ``ctx.needs_input_grad[i]`` tells forward and backward
+    whether input ``i`` wants a gradient, so what nobody needs is neither saved nor computed.
+
+    What the engine keeps on a recorded node: ``fn``, the op's Function; ``parents``, one entry
+    per input (the node of the op that made it, the input itself when it is a leaf, or None when
+    it needs no gradient); ``output_shape`` and ``output_dtype`` of the tensor it made (the
+    gradient flowing into the node has them); ``stamp``, the write clock when it was recorded.
     """
 
-    def __init__(self, fn: type[Function], inputs: tuple, needs_input_grad: tuple[bool, ...]):
+    __slots__ = (
+        "fn", "needs_input_grad", "parents", "saved", "stamp", "output_shape", "output_dtype", "retains",
+        "freed", "__dict__", "__weakref__",
+    )  # fmt: skip
+
+    def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...]):
         self.fn = fn
-        self.inputs = inputs
         self.needs_input_grad = needs_input_grad
+        self.parents: tuple = ()
         self.saved: tuple = ()
+        self.retains: weakref.ref | None = None  # the tensor whose retain_grad() asked for this node's gradient
         self.freed = False
 
     def save_for_backward(self, *arrays: Any) -> None:
+        """Keep ``arrays`` for backward. Only these are checked for in-place writes before backward runs."""
         self.saved = arrays
 
     def __repr__(self) -> str:
         return f"<{self.fn.__name__} node{' (freed)' if self.freed else ''}>"
 
     def release(self) -> None:
-        """Drop what was saved for backward (called after a backward pass without ``retain_graph``).
-
-        The input tensors go too: they hold the forward activations (often the very arrays saved),
-        so keeping them would keep the whole graph's memory alive for as long as the output lives.
-        """
+        """Drop what was saved for backward and the links to the parents (after a backward pass without ``retain_graph``)."""
         self.saved = ()
-        self.inputs = ()
+        self.parents = ()
         self.freed = True
-        for name in [k for k in vars(self) if k not in ("fn", "inputs", "needs_input_grad", "saved", "freed")]:
-            delattr(self, name)
+        self.__dict__.clear()  # the op's own attributes: they may hold arrays too
 
 
 class Function:
@@ -133,7 +259,9 @@ class Function:
     ``backward`` returns one gradient per positional input of ``forward`` (a tuple, or a single
     array when there is one input), each of the op's *output* shape or of the input's shape: the
     engine sums broadcast axes away. ``None`` means "no gradient for this input". ``backward``
-    must not modify ``grad`` in place: the same array may be handed to several ops.
+    must not modify ``grad`` in place: the same array may be handed to several ops. Arrays that
+    backward reads go through ``ctx.save_for_backward`` (not ``ctx.x = x``), so that in-place
+    writes to them are caught.
     """
 
     @staticmethod
@@ -151,14 +279,30 @@ class Function:
         Inputs that are not tensors (Python numbers, NumPy arrays) are constants: they are passed
         to ``forward`` as they are and get no gradient.
         """
-        from .tensor import Tensor
-
-        # A NumPy scalar (np.sqrt(d), np.float64(2)) acts like a Python number, as in PyTorch: left as it
-        # is, NumPy 2 would turn float32 * np.float64 into float64.
-        arrays = tuple(x.data if isinstance(x, Tensor) else x.item() if isinstance(x, np.generic) else x for x in inputs)
-        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        track = any(needs) and is_grad_enabled()
-        ctx = Context(cls, inputs if track else (), needs)
+        arrays = []
+        parents = []
+        wanted = False
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x._data)
+                if x.requires_grad:
+                    node = x._node
+                    if node is None:
+                        parents.append(x)  # a leaf: its gradient is accumulated into x.grad
+                    else:
+                        if node.stamp < _recorded_write_clock:
+                            _check_history(x, cls.__name__)
+                        parents.append(node)
+                    wanted = True
+                else:
+                    parents.append(None)
+            else:
+                # A NumPy scalar (np.sqrt(d), np.float64(2)) acts like a Python number, as in PyTorch:
+                # left as it is, NumPy 2 would turn float32 * np.float64 into float64.
+                arrays.append(x.item() if isinstance(x, np.generic) else x)
+                parents.append(None)
+        record = wanted and _grad_state.enabled
+        ctx = Context(cls, tuple([p is not None for p in parents]) if record else _no_grads(len(parents)))
         if _observer is None:
             out = cls.forward(ctx, *arrays, **params)
         else:
@@ -167,10 +311,22 @@ class Function:
                 out = cls.forward(ctx, *arrays, **params)
             finally:  # reported even when forward raises (result None), so the observer's nesting stays right
                 _observer.op_end(token, out)
-        if not isinstance(out, np.ndarray):
+            # The observer is told a backward's forward inputs too; nodes keep them only while observed.
+            ctx.observed_inputs = tuple(arrays)
+        if type(out) is not np.ndarray:
             out = np.asarray(out)
-        track = track and out.dtype.kind == "f"
-        return Tensor._from_op(out, ctx if track else None)
+        if not record or out.dtype.kind != "f":
+            return Tensor._from_op(out, None)
+        ctx.parents = tuple(parents)
+        ctx.stamp = _clock
+        ctx.output_shape = out.shape
+        ctx.output_dtype = out.dtype
+        return Tensor._from_op(out, ctx)
+
+
+@functools.lru_cache(maxsize=None)
+def _no_grads(n: int) -> tuple[bool, ...]:
+    return (False,) * n
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -215,18 +371,18 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
-def topological_order(root: Tensor) -> list[Tensor]:
-    """The tensors ``root`` depends on (through ops that need gradients), ``root`` first.
+def topological_order(root: Tensor) -> list[Context]:
+    """The nodes ``root``'s gradient flows through, ``root.grad_fn`` first (empty for a leaf).
 
-    Every tensor comes before the tensors it was computed from, so by the time backward reaches a
-    tensor, all the gradient flowing into it has arrived. Iterative depth-first search: a tensor is
-    appended after everything it depends on; the list is reversed at the end.
+    Every node comes before the nodes of the ops that made its inputs, so by the time backward
+    reaches a node, all the gradient flowing into it has arrived. Iterative depth-first search: a
+    node is appended after everything it depends on; the list is reversed at the end.
 
-    The graph: ``t.grad_fn`` is the node of the op that made ``t`` (None for a leaf) and
-    ``t.grad_fn.inputs`` are that op's inputs, which may include constants (numbers, arrays, tensors
-    that do not require grad); only inputs that are tensors with ``requires_grad`` are followed.
-    Each tensor appears once, however many paths lead to it: compare tensors with ``is`` or
-    ``id()``, since ``==`` compares their elements. No recursion: graphs are 10,000 ops deep.
+    The graph: ``t.grad_fn`` is the node of the op that made ``t`` (None for a leaf), and
+    ``node.parents`` has one entry per input of that op: the input's own node, the input tensor
+    itself when it is a leaf, or None when the input needs no gradient. Only nodes (``Context``
+    objects) are followed. Each node appears once, however many paths lead to it. No recursion:
+    graphs are 10,000 ops deep.
 
     Parameters
     ----------
@@ -235,76 +391,93 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
     Returns
     -------
-    list of Tensor
-        ``root`` first; every tensor before each of its inputs that requires grad.
+    list of Context
+        ``root.grad_fn`` first; every node before the nodes of its inputs.
     """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    start = root.grad_fn
+    if start is None:
+        return []
+    order: list[Context] = []
+    visited: set[Context] = set()
+    stack: list[tuple[Context, bool]] = [(start, False)]
     while stack:
-        tensor, expanded = stack.pop()
+        node, expanded = stack.pop()
         if expanded:
-            order.append(tensor)
+            order.append(node)
             continue
-        if id(tensor) in visited:
+        if node in visited:  # reached again by a longer path, which has already placed it
             continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor._node
-        if node is not None:
-            for parent in node.inputs:
-                if getattr(parent, "requires_grad", False) and id(parent) not in visited:
-                    stack.append((parent, False))
+        visited.add(node)
+        stack.append((node, True))
+        for parent in node.parents:
+            if type(parent) is Context and parent not in visited:
+                stack.append((parent, False))
     order.reverse()
     return order
 
 
 def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (dL/d root) to every leaf ``root`` depends on; see ``Tensor.backward``."""
-    grads: dict[int, np.ndarray] = {id(root): grad}
-    for tensor in topological_order(root):
-        g = grads.pop(id(tensor), None)
-        if g is None:
-            continue
-        node = tensor._node
-        if node is None or tensor._retains_grad:
-            tensor._accumulate_grad(g)
-        if node is None:
-            continue
-        if node.freed:
-            raise RuntimeError(
-                f"backward: the graph through {node.fn.__name__} was freed by an earlier backward(); "
-                "pass retain_graph=True to the first backward() to go through it twice"
-            )
-        with no_grad():
+    start = root._node
+    if start is None:
+        root._accumulate_grad(grad)
+        return
+    if start.stamp < _recorded_write_clock:
+        _check_history(root, "backward")
+    grads: dict[Context, np.ndarray] = {start: grad}
+    enabled = _grad_state.enabled
+    _grad_state.enabled = False  # backward functions work on arrays; nothing they do is recorded
+    try:
+        for node in topological_order(root):
+            g = grads.pop(node, None)
+            if g is None:
+                continue  # backward of every op using this node's output returned None for it
+            if node.retains is not None:
+                kept = node.retains()
+                if kept is not None:
+                    kept._accumulate_grad(g)
+            if node.freed:
+                raise RuntimeError(
+                    f"backward: the graph through {node.fn.__name__} was freed by an earlier backward(); "
+                    "pass retain_graph=True to the first backward() to go through it twice"
+                )
+            if node.stamp != _clock:  # something was written in place since the node was recorded
+                _check_saved(node)
             if _observer is None:
                 input_grads = node.fn.backward(node, g)
             else:
-                # The forward's inputs come after the gradient: backward FLOPs and shapes depend on them.
-                from .tensor import Tensor
-
-                inputs = (g, *(x.data if isinstance(x, Tensor) else x for x in node.inputs))
+                # The forward's inputs come after the gradient: backward FLOPs and shapes depend on them
+                # (a node recorded before the observer was set has only the gradient to show).
+                inputs = (g, *getattr(node, "observed_inputs", ()))
                 token, input_grads = _observer.op_begin(node.fn.__name__, "backward", inputs), None
                 try:
                     input_grads = node.fn.backward(node, g)
                 finally:
                     _observer.op_end(token, input_grads)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if len(input_grads) != len(node.inputs):
-            raise RuntimeError(
-                f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs"
-            )
-        for parent, pg, needed in zip(node.inputs, input_grads, node.needs_input_grad):
-            if not needed or pg is None:
-                continue
-            pg = unbroadcast(np.asarray(pg), parent.shape)
-            if pg.dtype != parent.dtype:
-                pg = pg.astype(parent.dtype)
-            key = id(parent)
-            grads[key] = grads[key] + pg if key in grads else pg
-        if not retain_graph:
-            node.release()
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            if len(input_grads) != len(node.parents):
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned {len(input_grads)} gradients for {len(node.parents)} inputs"
+                )
+            for parent, pg in zip(node.parents, input_grads):
+                if parent is None or pg is None:
+                    continue
+                if type(pg) is not np.ndarray:
+                    pg = np.asarray(pg)
+                if type(parent) is Context:
+                    if pg.shape != parent.output_shape:
+                        pg = unbroadcast(pg, parent.output_shape)
+                    if pg.dtype != parent.output_dtype:
+                        pg = pg.astype(parent.output_dtype)
+                    earlier = grads.get(parent)
+                    grads[parent] = pg if earlier is None else earlier + pg
+                else:  # a leaf
+                    parent._accumulate_grad(unbroadcast(pg, parent._data.shape))
+            if not retain_graph:
+                node.release()
+    finally:
+        _grad_state.enabled = enabled
 
 
 class Checkpoint(Function):
@@ -317,8 +490,6 @@ class Checkpoint(Function):
 
     @staticmethod
     def forward(ctx, *arrays, fn):
-        from .tensor import Tensor
-
         ctx.fn_to_rerun = fn
         ctx.rng_state = get_rng_state()
         ctx.save_for_backward(*arrays)
@@ -327,8 +498,6 @@ class Checkpoint(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from .tensor import Tensor
-
         leaves = [
             Tensor(a, dtype=a.dtype, requires_grad=needed) if isinstance(a, np.ndarray) else a
             for a, needed in zip(ctx.saved, ctx.needs_input_grad)
@@ -354,3 +523,7 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
     Parameters that ``fn`` uses (a module's weights) get their gradients during the re-run.
     """
     return Checkpoint.apply(*inputs, fn=fn)
+
+
+# tensor.py imports this module, so Tensor can only be imported once this module is complete.
+from .tensor import Tensor  # noqa: E402

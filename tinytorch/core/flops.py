@@ -204,6 +204,8 @@ def op_flops(op: str, phase: str, input_shapes: tuple, output: Any) -> int | Non
         return None
     if phase == "forward":
         return int(formula.forward(input_shapes, output))
+    if len(input_shapes) < 2:  # the forward ran before observing began: its input shapes are unknown
+        return None
     return int(formula.backward(input_shapes[1:], input_shapes[0], output))
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .autograd import no_grad
 from .random import generator
 from .tensor import Tensor
 
@@ -88,10 +89,10 @@ def kaiming_uniform_bound(fan_in: int, a: float = 0.0) -> float:
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
-    """Write ``values`` into ``tensor``'s array in place (bypassing autograd: this is initialisation)."""
+    """Write ``values`` into ``tensor`` in place, under no_grad as PyTorch's init functions do (its version goes up)."""
     _check(tensor)
-    tensor.data[...] = values
-    return tensor
+    with no_grad():
+        return tensor.copy_(values)
 
 
 def _check(tensor: Tensor, floats_only: bool = False) -> None:

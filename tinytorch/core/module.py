@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from .autograd import no_grad
 from .tensor import Tensor
 
 #: The module observer (the profiler and FLOP counter of lesson 14), or None. When one is set, calling
@@ -286,12 +287,13 @@ class Module:
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"{type(self).__name__}.to: parameters must stay float, got dtype {dtype}")
+        # Assigning .data would keep each tensor's dtype (that is its job); this changes it on purpose.
         for p in self.parameters():
-            p.data = p.data.astype(dtype, copy=False)
+            p._data = p._data.astype(dtype, copy=False)
             p.grad = None
         for b in self.buffers():
             if b.dtype.kind == "f":
-                b.data = b.data.astype(dtype, copy=False)
+                b._data = b._data.astype(dtype, copy=False)
         return self
 
     def double(self) -> Module:
@@ -339,8 +341,9 @@ class Module:
             problems.append(f"shape mismatches: {'; '.join(mismatched)}")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + ". ".join(problems))
-        for k, v in values.items():
-            own[k].data[...] = v
+        with no_grad():  # in place, as PyTorch's load_state_dict: the same objects, their versions raised
+            for k, v in values.items():
+                own[k].copy_(v)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ---------------------------------------------------------------------------------

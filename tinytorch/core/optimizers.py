@@ -38,6 +38,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import kernels
+from .autograd import note_write
 from .schedulers import (
     CosineAnnealingLR,
     LRScheduler,
@@ -174,13 +175,19 @@ class Optimizer:
             )
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place (no graph is recorded)."""
+        """Update every parameter that has a gradient, in place (no graph is recorded).
+
+        Each update raises the parameter's version, as PyTorch's in-place updates do: a graph
+        recorded before the step that saved the parameter refuses to run its backward afterwards.
+        """
         self._require_bound("step")
+        writer = f"{type(self).__name__}.step()"
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                note_write(p.data, writer)
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define _update()")

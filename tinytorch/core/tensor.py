@@ -19,20 +19,17 @@ Tensor([[2., 4.],
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+import operator
+import weakref
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
-from . import autograd
-from .autograd import Context, is_grad_enabled
-from .ops.arithmetic import Add, Div, MatMul, Mul, Neg, Pow, Sub
-from .ops.elementwise import Abs, Cast, Clip, Exp, Log, Maximum, Minimum, ReLU, Sigmoid, Sqrt, Tanh, Where
-from .ops.indexing import Concatenate, GetItem, Pad, Stack
-from .ops.reduction import LogSumExp, Max, Mean, Min, Sum, Var
-from .ops.shape import Expand, Reshape, Transpose
-from .ops.softmax import LogSoftmax, Softmax
 from .ops._axes import normalize_axis
 from .random import generator
+
+if TYPE_CHECKING:
+    from .autograd import Context, Function
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -45,7 +42,7 @@ DEFAULT_FLOAT = float32
 def _as_array(data: Any, dtype: Any = None, copy: bool = False) -> np.ndarray:
     """``data`` as a NumPy array: floats become float32 unless ``dtype`` says otherwise."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     try:
         array = np.array(data, copy=True) if copy else np.asarray(data)
     except (ValueError, TypeError) as error:
@@ -71,7 +68,7 @@ def _shape_arg(op: str, shape: tuple) -> tuple[int, ...]:
 
 
 def _unwrap(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _index(index: Any) -> Any:
@@ -79,10 +76,13 @@ def _index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray(index)
     return index
+
+
+_new = object.__new__
 
 
 class Tensor:
@@ -99,14 +99,13 @@ class Tensor:
         Record the ops applied to this tensor so ``backward()`` can fill ``.grad``. Floats only.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_node", "_retains_grad", "__weakref__", "__dict__")
+    __slots__ = ("_data", "requires_grad", "grad", "_node", "__weakref__", "__dict__")
     __array_ufunc__ = None  # make NumPy defer to Tensor's reflected operators (np.float32(2) * t)
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
-        self.data: np.ndarray = _as_array(data, dtype)
+        self._data: np.ndarray = _as_array(data, dtype)
         self.grad: Tensor | None = None
         self._node: Context | None = None
-        self._retains_grad = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -114,34 +113,69 @@ class Tensor:
     @classmethod
     def _from_op(cls, data: np.ndarray, node: Context | None) -> Tensor:
         """The result of an op: ``data`` as it is, recording ``node`` when it is not None."""
-        t = Tensor.__new__(Tensor)
+        t = _new(Tensor)
         # np.argmax(x) and comparisons of 0-d arrays give NumPy scalars; .data is always an ndarray
-        data = data if isinstance(data, np.ndarray) else np.asarray(data)
-        t.data, t.grad, t._node, t._retains_grad = data, None, node, False
+        t._data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        t.grad = None
+        t._node = node
         t.requires_grad = node is not None
         return t
+
+    def _set_data(self, value: Any) -> None:
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        current = getattr(self, "_data", None)
+        if current is None:  # a tensor being built without __init__ (Tensor.__new__) takes the array as it is
+            self._data = _as_array(array, array.dtype)
+            return
+        if array.dtype != current.dtype:
+            if not np.can_cast(array.dtype, current.dtype, "same_kind"):
+                raise TypeError(
+                    f"data: cannot assign a {array.dtype} array to a {current.dtype} tensor (the tensor keeps "
+                    f"its dtype); convert it first, or make a new tensor"
+                )
+            array = array.astype(current.dtype)
+        self._data = array
+
+    # The getter is a C-level attrgetter: a .data read costs about what a plain attribute read does.
+    data = property(
+        operator.attrgetter("_data"),
+        _set_data,
+        doc="""The values: a NumPy array, shared with the tensor (not a copy).
+
+        Writing into it (``t.data[0] = 1``, or NumPy ``out=``) is invisible to autograd: such a write
+        is not checked against the arrays a graph saved for backward, as writes through ``.data``
+        are not in PyTorch. Use it deliberately (an optimizer's update, an initialiser). Assigning a
+        new array (``t.data = np.zeros((3, 4))``) keeps the tensor's dtype, converting the array as
+        the Tensor constructor does (float64 -> float32 for a float32 tensor); the shape may change.
+        """,
+    )
+
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has had (shared with its views), as PyTorch's ``_version``."""
+        return version_of(self._data)
 
     # -- what it is -----------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """Number of elements (NumPy's meaning)."""
-        return self.data.size
+        return self._data.size
 
     @property
     def nbytes(self) -> int:
-        return self.data.nbytes
+        return self._data.nbytes
 
     @property
     def is_leaf(self) -> bool:
@@ -150,11 +184,15 @@ class Tensor:
 
     @property
     def grad_fn(self) -> Context | None:
-        """The recorded op that made this tensor (``.fn`` is its Function, ``.inputs`` its inputs), or None."""
+        """The node of the recorded op that made this tensor, or None for a leaf.
+
+        ``grad_fn.fn`` is the op's Function; ``grad_fn.parents`` has one entry per input of the op: that
+        input's own ``grad_fn``, the input itself when it is a leaf, or None when it needs no gradient.
+        """
         return self._node
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", precision=4, threshold=64, edgeitems=3, prefix="Tensor(")
+        body = np.array2string(self._data, separator=", ", precision=4, threshold=64, edgeitems=3, prefix="Tensor(")
         extras = []
         if self.dtype not in (float32, int64, bool_):
             extras.append(f"dtype={self.dtype}")
@@ -165,20 +203,20 @@ class Tensor:
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """``np.asarray(tensor)`` gives the data (converted when ``dtype`` asks)."""
         if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts to a Python number, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -190,9 +228,9 @@ class Tensor:
             yield self[i]
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -213,14 +251,15 @@ class Tensor:
         return self
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` for this non-leaf tensor too after ``backward()``."""
+        """Keep ``.grad`` for this non-leaf tensor too after ``backward()`` (a leaf always keeps it)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require grad")
-        self._retains_grad = True
+        if self._node is not None:
+            self._node.retains = weakref.ref(self)  # weak: the graph must not keep the tensor alive
 
     def detach(self) -> Tensor:
-        """The same data (shared) with no history: gradients stop here."""
-        return Tensor._from_op(self.data, None)
+        """The same data (shared, with the same version) with no history: gradients stop here."""
+        return Tensor._from_op(self._data, None)
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (``grad = None``); the next backward starts afresh."""
@@ -253,9 +292,9 @@ class Tensor:
 
     def _accumulate_grad(self, g: np.ndarray) -> None:
         if self.grad is None:
-            self.grad = Tensor._from_op(np.array(g, dtype=self.dtype, copy=True), None)
+            self.grad = Tensor._from_op(np.array(g, dtype=self._data.dtype, copy=True), None)
         else:
-            self.grad.data += g
+            self.grad._data += g
 
     # -- arithmetic -----------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -305,7 +344,7 @@ class Tensor:
 
     # Comparisons give boolean tensors, which carry no gradient.
     def _compare(self, ufunc: np.ufunc, other: Any) -> Tensor:
-        return Tensor._from_op(ufunc(self.data, _unwrap(other)), None)
+        return Tensor._from_op(ufunc(self._data, _unwrap(other)), None)
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(np.equal, other)
@@ -326,10 +365,10 @@ class Tensor:
         return self._compare(np.greater_equal, other)
 
     def any(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._from_op(np.any(self.data, axis=axis, keepdims=keepdims), None)
+        return Tensor._from_op(np.any(self._data, axis=axis, keepdims=keepdims), None)
 
     def all(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._from_op(np.all(self.data, axis=axis, keepdims=keepdims), None)
+        return Tensor._from_op(np.all(self._data, axis=axis, keepdims=keepdims), None)
 
     # -- element-wise functions -----------------------------------------------------------------
     def exp(self) -> Tensor:
@@ -361,6 +400,8 @@ class Tensor:
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:
         return Clip.apply(self, low=min, high=max)
+
+    clamp = clip
 
     def astype(self, dtype: Any) -> Tensor:
         """A copy converted to ``dtype``; differentiable between float dtypes."""
@@ -400,10 +441,10 @@ class Tensor:
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """Index of the largest element (int64, no gradient)."""
-        return Tensor._from_op(np.argmax(self.data, axis=axis, keepdims=keepdims), None)
+        return Tensor._from_op(np.argmax(self._data, axis=axis, keepdims=keepdims), None)
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._from_op(np.argmin(self.data, axis=axis, keepdims=keepdims), None)
+        return Tensor._from_op(np.argmin(self._data, axis=axis, keepdims=keepdims), None)
 
     # -- shape ----------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -493,13 +534,175 @@ class Tensor:
         return GetItem.apply(self, index=_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        """Assign in place; only outside the graph (a tensor that requires grad: under ``no_grad()``)."""
-        if self.requires_grad and is_grad_enabled():
+        """``t[index] = value``, in place, with NumPy's indexing; it raises the version, as every in-place write does.
+
+        A leaf that requires grad can be written only under ``no_grad()``. When ``t`` or ``value``
+        requires grad (and gradients are on), the assignment is recorded: gradients flow to
+        ``value`` through the positions written and to ``t``'s earlier history through the others.
+        """
+        self._assign("setitem", _index(index), value)
+
+    # -- in-place writes ------------------------------------------------------------------------
+    # Every in-place method goes through _write (or _assign, for plain assignment). As in PyTorch:
+    # - it raises the version of the tensor's memory, so a graph that saved these values for its
+    #   backward refuses to run it on the new ones (see autograd.note_write);
+    # - a leaf that requires grad cannot be written while gradients are on (its gradient would be
+    #   that of values it no longer holds): optimizers update parameters under no_grad();
+    # - when the write involves a tensor that requires grad, it is recorded: the op runs as usual
+    #   and this tensor takes the result's place in the graph (its grad_fn becomes the op's node).
+    def _check_writable(self, op: str) -> None:
+        if self.requires_grad and self._node is None and is_grad_enabled():
             raise RuntimeError(
-                "setitem: in-place assignment into a tensor that requires grad cannot be differentiated; "
-                "build a new tensor (where(), concatenate()) or assign under no_grad()"
+                f"{op}: a leaf tensor that requires grad cannot be modified in place while gradients are "
+                "recorded (its gradient would belong to values it no longer holds); write under no_grad(), "
+                "as optimizers do, or into a clone()"
             )
-        self.data[_index(index)] = _unwrap(value)
+
+    def _records(self, operands: tuple) -> bool:
+        """Whether an in-place op on self with ``operands`` must be recorded in the graph."""
+        if not is_grad_enabled():
+            return False
+        return self.requires_grad or any(isinstance(o, Tensor) and o.requires_grad for o in operands)
+
+    def _write(self, op: str, function: type[Function], *operands: Any, **params: Any) -> Tensor:
+        """Overwrite self with ``function(self, *operands, **params)``; returns self."""
+        self._check_writable(op)
+        result = function.apply(self, *operands, **params)
+        if self._records(operands):
+            return self._take_result(op, result)
+        self._store(op, result._data)
+        note_write(self._data, op)
+        return self
+
+    def _assign(self, op: str, index: Any, value: Any) -> Tensor:
+        """``self[index] = value`` in place; returns self."""
+        self._check_writable(op)
+        if self._records((value,)):
+            return self._take_result(op, SetItem.apply(self, value, index=index))
+        try:
+            self._data[index] = _unwrap(value)
+        except (IndexError, ValueError, TypeError) as error:
+            self._write_failed(op, error, np.shape(_unwrap(value)))
+        note_write(self._data, op)
+        return self
+
+    def _store(self, op: str, array: np.ndarray) -> None:
+        try:
+            np.copyto(self._data, array, casting="same_kind")
+        except (ValueError, TypeError) as error:
+            self._write_failed(op, error, array.shape, array.dtype)
+
+    def _write_failed(self, op: str, error: Exception, shape: tuple, dtype: Any = None) -> None:
+        if not self._data.flags.writeable:
+            raise ValueError(
+                f"{op}: this tensor's memory is read-only (an expand()/broadcast_to() view, or a read-only "
+                "array); write into a copy (clone())"
+            ) from None
+        if dtype is not None and not np.can_cast(dtype, self.dtype, "same_kind"):
+            raise TypeError(f"{op}: cannot write a {dtype} result into a {self.dtype} tensor in place") from None
+        kind = IndexError if isinstance(error, IndexError) else TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"{op}: cannot write a value of shape {shape} into a tensor of shape {self.shape}: {error}") from None
+
+    def _take_result(self, op: str, result: Tensor) -> Tensor:
+        """The recorded in-place write: store ``result`` into self's memory and take its place in the graph."""
+        if result.shape != self.shape:
+            raise ValueError(
+                f"{op}: the result has shape {result.shape}, which does not fit this tensor of shape {self.shape}"
+            )
+        node = result._node
+        if node is not None:
+            # The op may have saved the very values this write overwrites (mul_ keeps self's old
+            # values for the other factor's gradient): it gets its own copy, as in PyTorch.
+            root = memory_root(self._data)
+            node.saved = tuple(
+                s.copy() if isinstance(s, np.ndarray) and memory_root(s) is root else s for s in node.saved
+            )
+        self._store(op, result._data)
+        note_write(self._data, op, recorded=node is not None)
+        if node is not None:
+            node.stamp = autograd._clock  # the write is part of this node: it is recorded after it
+            node.output_dtype = self._data.dtype
+            if self._node is not None and self._node.retains is not None:
+                node.retains, self._node.retains = self._node.retains, None
+            self._node = node
+            self.requires_grad = True
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._write("+=", Add, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._write("-=", Sub, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._write("*=", Mul, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._write("/=", Div, other)
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return self._write("**=", Pow, other)
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        """In place: ``self += alpha * other``; returns self."""
+        return self._write("add_", Add, other if alpha == 1 else Mul.apply(other, alpha))
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        """In place: ``self -= alpha * other``; returns self."""
+        return self._write("sub_", Sub, other if alpha == 1 else Mul.apply(other, alpha))
+
+    def mul_(self, other: Any) -> Tensor:
+        return self._write("mul_", Mul, other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self._write("div_", Div, other)
+
+    def pow_(self, other: Any) -> Tensor:
+        return self._write("pow_", Pow, other)
+
+    def neg_(self) -> Tensor:
+        return self._write("neg_", Neg)
+
+    def abs_(self) -> Tensor:
+        return self._write("abs_", Abs)
+
+    def exp_(self) -> Tensor:
+        return self._write("exp_", Exp)
+
+    def log_(self) -> Tensor:
+        return self._write("log_", Log)
+
+    def sqrt_(self) -> Tensor:
+        return self._write("sqrt_", Sqrt)
+
+    def tanh_(self) -> Tensor:
+        return self._write("tanh_", Tanh)
+
+    def sigmoid_(self) -> Tensor:
+        return self._write("sigmoid_", Sigmoid)
+
+    def relu_(self) -> Tensor:
+        return self._write("relu_", ReLU)
+
+    def clip_(self, min: float | None = None, max: float | None = None) -> Tensor:
+        """In place: values below ``min`` become ``min``, above ``max`` become ``max``; returns self."""
+        return self._write("clip_", Clip, low=min, high=max)
+
+    clamp_ = clip_
+
+    def fill_(self, value: Any) -> Tensor:
+        """In place: every element becomes ``value`` (a number, or a one-element tensor); returns self."""
+        if np.size(_unwrap(value)) != 1:
+            raise ValueError(f"fill_: expected one value, got an array of shape {np.shape(_unwrap(value))}")
+        return self._assign("fill_", Ellipsis, value)
+
+    def zero_(self) -> Tensor:
+        """In place: every element becomes 0; returns self."""
+        return self._assign("zero_", Ellipsis, 0)
+
+    def copy_(self, source: Any) -> Tensor:
+        """In place: copy ``source``'s values (broadcast to this shape, converted to this dtype); returns self."""
+        return self._assign("copy_", Ellipsis, source)
 
 
 # -- creating tensors -------------------------------------------------------------------------------
@@ -750,3 +953,15 @@ def contiguous_strides(shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
         strides.append(step)
         step *= int(n)
     return tuple(reversed(strides))
+
+
+# autograd.py and the ops import Tensor, and Tensor's methods use them: they are imported once
+# Tensor exists, so either module can be imported first.
+from . import autograd  # noqa: E402
+from .autograd import is_grad_enabled, memory_root, note_write, version_of  # noqa: E402
+from .ops.arithmetic import Add, Div, MatMul, Mul, Neg, Pow, Sub  # noqa: E402
+from .ops.elementwise import Abs, Cast, Clip, Exp, Log, Maximum, Minimum, ReLU, Sigmoid, Sqrt, Tanh, Where  # noqa: E402
+from .ops.indexing import Concatenate, GetItem, Pad, SetItem, Stack  # noqa: E402
+from .ops.reduction import LogSumExp, Max, Mean, Min, Sum, Var  # noqa: E402
+from .ops.shape import Expand, Reshape, Transpose  # noqa: E402
+from .ops.softmax import LogSoftmax, Softmax  # noqa: E402

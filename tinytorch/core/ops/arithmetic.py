@@ -73,13 +73,15 @@ class Sub(Function):
 
 
 class Mul(Function):
-    """z = a * b"""
+    """z = a * b;  dz/da = b,  dz/db = a"""
 
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("mul", a, b)
         a, b = promote_ints(a, b)
-        ctx.save_for_backward(a, b)
+        needs_a, needs_b = ctx.needs_input_grad
+        # Each factor's gradient reads only the other factor: keep just what a wanted gradient needs.
+        ctx.save_for_backward(a if needs_b else None, b if needs_a else None)
         return default_float(np.multiply(a, b), a, b)
 
     @staticmethod
@@ -97,7 +99,7 @@ class Div(Function):
         _check_broadcast("div", a, b)
         a, b = promote_ints(a, b)
         z = default_float(np.true_divide(a, b), a, b)
-        ctx.save_for_backward(b, z)
+        ctx.save_for_backward(b, z if ctx.needs_input_grad[1] else None)
         return z
 
     @staticmethod
@@ -115,7 +117,8 @@ class Pow(Function):
         _check_broadcast("pow", a, b)
         a, b = promote_ints(a, b)
         z = default_float(np.power(a, b), a, b)
-        ctx.save_for_backward(a, b, z)
+        needs_a, needs_b = ctx.needs_input_grad
+        ctx.save_for_backward(a, b if needs_a else None, z if needs_b else None)
         return z
 
     @staticmethod
@@ -171,27 +174,27 @@ class MatMul(Function):
         except ValueError:
             raise ValueError(f"matmul: batch shapes of {a.shape} and {b.shape} cannot be broadcast together") from None
         a, b = promote_ints(a, b)
-        ctx.save_for_backward(a, b)
+        needs_a, needs_b = ctx.needs_input_grad
+        ctx.save_for_backward(a if needs_b else None, b if needs_a else None)  # dL/da reads b, dL/db reads a
+        ctx.vector_a, ctx.vector_b = a.ndim == 1, b.ndim == 1
         return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
         # Treat 1-D operands as a row (a) or a column (b) so one formula covers every case.
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
         g = grad
-        if b.ndim == 1:  # before a's axis: with two 1-D operands grad is 0-d and has no axis -2 yet
+        if ctx.vector_b:  # before a's axis: with two 1-D operands grad is 0-d and has no axis -2 yet
             g = np.expand_dims(g, -1)
-        if a.ndim == 1:
+        if ctx.vector_a:
             g = np.expand_dims(g, -2)
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = g @ _swap_last(b2)
-            if a.ndim == 1:
+            da = g @ _swap_last(b[:, None] if ctx.vector_b else b)
+            if ctx.vector_a:
                 da = da[..., 0, :]
         if ctx.needs_input_grad[1]:
-            db = _swap_last(a2) @ g
-            if b.ndim == 1:
+            db = _swap_last(a[None, :] if ctx.vector_a else a) @ g
+            if ctx.vector_b:
                 db = db[..., :, 0]
         return da, db

@@ -39,6 +39,40 @@ class GetItem(Function):
         return full
 
 
+class SetItem(Function):
+    """y = a copy of x with y[index] = value: what ``x[index] = value`` records when it is part of the graph.
+
+    The overwritten positions of x no longer reach the output, so x's gradient is the output's with
+    them zeroed; value's gradient is the output's gradient at those positions (summed over what
+    value was broadcast along, by the engine).
+    """
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        out = np.array(x, copy=True)
+        try:
+            out[index] = value
+        except (IndexError, ValueError) as error:
+            raise type(error)(
+                f"setitem: cannot assign a value of shape {np.shape(value)} to index {index!r} of a tensor of "
+                f"shape {x.shape}: {error}"
+            ) from None
+        ctx.index, ctx.value_ndim = index, np.ndim(value)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = dvalue = None
+        if ctx.needs_input_grad[0]:
+            dx = np.array(grad, copy=True)
+            dx[ctx.index] = 0
+        if ctx.needs_input_grad[1]:
+            dvalue = grad[ctx.index]
+            if ctx.value_ndim > dvalue.ndim:  # NumPy lets value carry extra leading size-1 axes
+                dvalue = dvalue.reshape((1,) * (ctx.value_ndim - dvalue.ndim) + dvalue.shape)
+        return dx, dvalue
+
+
 class Concatenate(Function):
     """y = the inputs joined along ``axis``; each input's gradient is its slice of y's gradient."""
 
