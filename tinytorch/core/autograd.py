@@ -168,6 +168,11 @@ def note_write(array: np.ndarray, writer: str, recorded: bool = False) -> None:
         entry.recorded = _recorded_write_clock = _clock
 
 
+def write_clock() -> int:
+    """The write clock now: a node recorded now gets this stamp (code that rebuilds nodes uses it)."""
+    return _clock
+
+
 def version_of(array: np.ndarray) -> int:
     """How many in-place writes the memory of ``array`` has had (``Tensor._version``)."""
     entry = _versions.get(id(memory_root(array)))

@@ -120,7 +120,7 @@ def _reachable_ids(roots: dict) -> set[int]:
         elif isinstance(x, Tensor):
             stack.extend([x.data, x.grad, x._node])
         elif isinstance(x, Context):
-            stack.extend([x.inputs, x.saved])
+            stack.extend([x.parents, x.saved])
         elif hasattr(x, "__dict__") and not isinstance(x, type):
             stack.extend(vars(x).values())
     return seen

@@ -291,7 +291,7 @@ class _Matcher:
     def _node(self, e, g, path, shape_only, args):
         if e["fn"] != g["fn"]:
             return f"{path}: expected the op {_cls(e['fn'])}, got {_cls(g['fn'])}", []
-        return None, [(e["inputs"], g["inputs"], f"{path}.inputs", shape_only, args)]
+        return None, [(e["parents"], g["parents"], f"{path}.parents", shape_only, args)]
 
     def _object(self, e, g, path, shape_only, args):
         if not _related(e, g):

@@ -30,6 +30,7 @@ import importlib
 import io
 import json
 import os
+import weakref
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,21 +205,22 @@ class Encoder:
                 "requires_grad": bool(x.requires_grad),
                 "grad": self._value(x.grad),
                 "node": self._value(x._node),
-                "retains_grad": bool(x._retains_grad),
+                "retains_grad": x._node is not None and x._node.retains is not None and x._node.retains() is x,
                 "state": self._state(getattr(x, "__dict__", {})),
             }
         if isinstance(x, Context):
-            known = ("fn", "inputs", "needs_input_grad", "saved", "freed")
             return {
                 "k": "node",
                 "cls": qualified_name(kind),
                 "fn": qualified_name(x.fn),
-                "inputs": self._value(tuple(x.inputs)),
+                "parents": self._value(tuple(x.parents)),
                 "needs": self._value(tuple(x.needs_input_grad)),
                 "saved": self._value(tuple(x.saved)),
                 "freed": bool(x.freed),
+                "output_shape": self._value(tuple(x.output_shape)),
+                "output_dtype": self._value(x.output_dtype),
                 # what an op keeps besides its arrays (an axis, a closure to re-run): kept when it has a plain form
-                "state": self._state({k: v for k, v in vars(x).items() if k not in known}, lenient=True),
+                "state": self._state(vars(x), lenient=True),
             }
         if isinstance(x, type) or callable(x) and hasattr(x, "__qualname__"):
             if _is_importable(x):
@@ -253,6 +255,13 @@ def _framework_types() -> tuple[type, type]:
     from tinytorch.core.tensor import Tensor
 
     return Tensor, Context
+
+
+def write_clock() -> int:
+    """The autograd write clock of this process (imported late, as above)."""
+    from tinytorch.core.autograd import write_clock
+
+    return write_clock()
 
 
 @functools.lru_cache(maxsize=1024)
@@ -353,6 +362,7 @@ def decode(doc: Document) -> dict[str, Any]:
                 continue
             built[i] = _immutable(entry, doc, value)
 
+    retaining = []
     for i, entry in enumerate(doc.objects):
         obj, k = built[i], entry["k"]
         if k == "list":
@@ -366,20 +376,27 @@ def decode(doc: Document) -> dict[str, Any]:
             obj.requires_grad = entry["requires_grad"]
             obj.grad = value(entry["grad"])
             obj._node = value(entry["node"])
-            obj._retains_grad = entry["retains_grad"]
+            if entry["retains_grad"]:
+                retaining.append(obj)
             for name, v in entry["state"]:
                 object.__setattr__(obj, name, value(v))
         elif k == "node":
             for name, v in entry["state"]:
                 object.__setattr__(obj, name, value(v))
             obj.fn = resolve(entry["fn"])
-            obj.inputs = value(entry["inputs"])
+            obj.parents = value(entry["parents"])
             obj.needs_input_grad = value(entry["needs"])
             obj.saved = value(entry["saved"])
             obj.freed = entry["freed"]
+            obj.output_shape = value(entry["output_shape"])
+            obj.output_dtype = value(entry["output_dtype"])
+            obj.retains = None
+            obj.stamp = write_clock()  # recorded now, in this process: later in-place writes count against it
         elif k == "object":
             for name, v in entry["state"]:
                 object.__setattr__(obj, name, value(v))
+    for tensor in retaining:  # after every node is filled: retain_grad() lives on the tensor's node
+        tensor._node.retains = weakref.ref(tensor)
     return {name: value(v) for name, v in doc.roots.items()}
 
 
@@ -545,7 +562,7 @@ def validate(doc: Document) -> None:
                     raise Malformed("a dict entry is malformed")
                 for v in item if entry["k"] == "dict" else [item]:
                     check_value(v)
-        for key in ("data", "grad", "node", "inputs", "needs", "saved"):
+        for key in ("data", "grad", "node", "parents", "needs", "saved", "output_shape", "output_dtype"):
             if key in entry:
                 check_value(entry[key])
         for key in ("parts",):
