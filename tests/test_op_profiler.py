@@ -224,3 +224,14 @@ def test_a_profiler_runs_once_and_answers_only_after_it_stopped():
 def test_formats_match_pytorchs():
     assert [format_time(t) for t in (12.3456, 12345.6, 2.5e6)] == ["12.346us", "12.346ms", "2.500s"]
     assert [format_memory(b) for b in (100, 3 * 1024, 12 * 2**20, -(2**31))] == ["100 b", "3.00 Kb", "12.00 Mb", "-2.00 Gb"]
+
+
+def test_a_backward_whose_forward_ran_before_profiling_is_recorded():
+    model = Sequential(Dense(4, 3), ReLU())
+    loss = model(tt.randn(2, 4)).sum()
+    with tt.profiler.profile() as prof:
+        loss.backward()
+    backward = {e.name: e for e in prof.events()}
+    assert {"SumBackward", "ReLUBackward", "LinearFunctionBackward"} <= set(backward)
+    assert backward["LinearFunctionBackward"].flops in (None, 2 * 2 * 3 * 4)  # known only if the forward's inputs were kept
+    assert model[0].weight.grad is not None

@@ -196,8 +196,9 @@ def op_flops(op: str, phase: str, input_shapes: tuple, output: Any) -> int | Non
     """FLOPs of one recorded op call, or None when the op has no formula (it is not counted).
 
     For ``phase == "forward"``, ``output`` is the output's shape. For ``"backward"``,
-    ``input_shapes`` starts with the incoming gradient's shape, then the forward's input shapes,
-    and ``output`` says which input gradients were computed (a tuple of bools).
+    ``input_shapes`` starts with the incoming gradient's shape, then the forward's input shapes
+    (absent when the forward ran before observing began: then None), and ``output`` says which
+    input gradients were computed (a tuple of bools).
     """
     formula = FLOP_FORMULAS.get(op)
     if formula is None:

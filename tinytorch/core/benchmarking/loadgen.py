@@ -97,19 +97,23 @@ class VirtualClock:
 
 # -- the system under test ------------------------------------------------------------------------------------
 class ModelSUT:
-    """A TinyTorch model as a system under test: evaluation mode, no graph, arrays in and out."""
+    """A TinyTorch model as a system under test: no graph, arrays in and out.
+
+    The model is put in evaluation mode (batch norm on its running statistics, no dropout) when
+    the SUT is made: inference is what the scenarios measure.
+    """
 
     def __init__(self, model: Any, dtype: Any = None):
         self.model = model
         parameters = model.parameters() if hasattr(model, "parameters") else []
         self.dtype = np.dtype(dtype) if dtype is not None else (parameters[0].dtype if parameters else np.float32)
+        if hasattr(model, "eval"):
+            model.eval()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         from ..autograd import no_grad
         from ..tensor import Tensor
 
-        if hasattr(self.model, "eval"):
-            self.model.eval()
         with no_grad():
             out = self.model(Tensor(batch, dtype=self.dtype) if batch.dtype.kind == "f" else Tensor(batch, dtype=batch.dtype))
         return out.data if isinstance(out, Tensor) else np.asarray(out)
