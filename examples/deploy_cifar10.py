@@ -4,7 +4,7 @@ drift, and A/B-test it against its compressed twin. Every figure of the record i
 Usage:
   deploy_cifar10.py [--model=<file>] [--out=<dir>] [--packages=<dir>] [--limit=<n>] [--rate=<rps>]
                     [--duration=<s>] [--max-batch=<n>] [--max-delay-ms=<ms>] [--splits=<n>] [--trials=<n>]
-                    [--drift-rows=<n>] [--seed=<n>] [--warmup=<s>] [--in-process]
+                    [--drift-rows=<n>] [--seed=<n>] [--warmup=<s>] [--server-threads=<n>] [--in-process]
   deploy_cifar10.py (-h | --help)
 
 Options:
@@ -22,6 +22,8 @@ Options:
   --drift-rows=<n>    Rows in each reference and current sample of the small-sample (KS) checks [default: 500].
   --seed=<n>          Seed of the splits and draws [default: 0].
   --warmup=<s>        Seconds of load before each measured load test [default: 1].
+  --server-threads=<n>  BLAS/OpenMP threads of each server's model (1 leaves a core of two to the server's
+                      event loop and the load generator) [default: 1].
   --in-process        Run the servers in threads of this process instead of tito serve processes (quick
                       smoke runs only: the load generator then shares their interpreter).
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -142,10 +145,10 @@ def served_accuracy(url: str, images: np.ndarray, labels: np.ndarray, batch: int
 
 
 @contextlib.contextmanager
-def running_server(folders: list[Path], max_batch: int, max_delay_ms: float, in_process: bool):
+def running_server(folders: list[Path], max_batch: int, max_delay_ms: float, in_process: bool, threads: int = 1):
     """A server on the packages, as a ``tito serve`` child process (or, for smoke runs, a thread); yields its URL."""
     if not in_process:
-        with ServerProcess(folders, max_batch=max_batch, max_delay_ms=max_delay_ms) as server:
+        with ServerProcess(folders, max_batch=max_batch, max_delay_ms=max_delay_ms, threads=threads) as server:
             yield server.url
         return
     app = create_app([load_package(f) for f in folders], ServerSettings(max_batch=max_batch, max_delay_ms=max_delay_ms))
@@ -178,9 +181,10 @@ def main(argv: list[str] | None = None) -> dict:
     limit, rate, duration = int(args["--limit"]), float(args["--rate"]), float(args["--duration"])
     max_batch, max_delay = int(args["--max-batch"]), float(args["--max-delay-ms"])
     splits, trials, drift_rows = int(args["--splits"]), int(args["--trials"]), int(args["--drift-rows"])
-    warmup, in_process = float(args["--warmup"]), args["--in-process"]
+    warmup, in_process, threads = float(args["--warmup"]), args["--in-process"], int(args["--server-threads"])
     rng = np.random.default_rng(int(args["--seed"]))
-    record: dict = {"command": " ".join(["python", *sys.argv]) if argv is None else "deploy_cifar10.main(" + repr(argv) + ")"}
+    record: dict = {"command": " ".join(["python", *sys.argv]) if argv is None else "deploy_cifar10.main(" + repr(argv) + ")",
+                    "load_average_at_start": os.getloadavg()[0], "server_threads": threads}
 
     data = CIFAR10Dataset(train=False, normalize=True)
     images, labels = data.test_data[:limit], data.test_labels[:limit]
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. serving: one request at a time, then micro-batched; the load generator is this process
     serving = {}
     for label, batch in (("batch-1 server", 1), (f"micro-batching server (max batch {max_batch}, {max_delay:g} ms)", max_batch)):
-        with running_server([folder], batch, max_delay, in_process) as url:
+        with running_server([folder], batch, max_delay, in_process, threads) as url:
             if batch == 1:
                 record["served_accuracy"] = served_accuracy(url, images, labels)
             result = load_test(url, rate, duration, arrivals="poisson", warmup_s=warmup, seed=int(args["--seed"]))
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 metrics={"test_accuracy": float((challenger_logits.argmax(1) == labels).mean())},
                                 reference={"predictions": challenger_logits.argmax(1)}, metadata={"what": description},
                                 overwrite=True)
-    with running_server([folder, challenger_folder], max_batch, max_delay, in_process) as url:
+    with running_server([folder, challenger_folder], max_batch, max_delay, in_process, threads) as url:
         for i in range(0, len(images), 10):
             body = json.dumps({"inputs": images[i:i + 10].tolist(), "labels": labels[i:i + 10].tolist(), "id": f"img-{i}"})
             post(url, body.encode(), "application/json")
@@ -276,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     offline = paired_accuracy_comparison(predicted == labels, challenger_logits.argmax(1) == labels)
     record["ab"] = {"challenger": description, "server": ab, "offline_paired": offline.to_json()}
 
+    record["load_average_at_end"] = os.getloadavg()[0]
     record["machine"] = _machine()
     record["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     record["seconds"] = time.perf_counter() - started
@@ -291,7 +296,9 @@ def write_record(out: Path, r: dict) -> None:
     lines = [
         "# Deploying the CIFAR-10 CNN", "",
         f"- Date: {r['date']}", f"- Command: `{r['command']}`", f"- Machine: {r['machine']}",
-        f"- Whole program: {r['seconds'] / 60:.1f} min", "",
+        f"- Whole program: {r['seconds'] / 60:.1f} min; one-minute load average {r['load_average_at_start']:.2f} at the "
+        f"start, {r['load_average_at_end']:.2f} at the end (the latencies and wall times are an idle machine's only "
+        f"when these are well below the core count); servers' model threads: {r['server_threads']}", "",
         "## Package", "",
         f"- Test accuracy of the model: **{100 * r['test_accuracy']:.2f} %**; of the server's answers over HTTP: "
         f"**{100 * r['served_accuracy']:.2f} %**",

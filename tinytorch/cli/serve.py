@@ -17,7 +17,9 @@ Options:
 
 Endpoints: GET /health, GET /metadata, POST /predict (JSON {"inputs": [...]} or an .npy body),
 GET /metrics (Prometheus), GET /monitor, GET /ab. A package is a folder written by
-tinytorch.core.mlops.package(); its hashes are checked before it is served.
+tinytorch.core.mlops.package(); its hashes are checked before it is served. The model's threads
+follow OMP_NUM_THREADS and OPENBLAS_NUM_THREADS (on a 2-core machine, 1 leaves a core to the
+server's event loop).
 """
 
 from __future__ import annotations
