@@ -102,7 +102,7 @@ def probe(url: str, server: str, rate: float, seconds: float, bound: float) -> P
     keeps_up = result.achieved_rate >= MIN_KEEP_UP * result.scheduled / seconds
     valid = result.failed == 0 and keeps_up and result.latency_s.get("p99", float("inf")) <= bound
     lat = result.latency_s
-    log(f"  {server} at {rate:.0f}/s: achieved {result.achieved_rate:.1f}/s, p99 "
+    log(f"  {server} at {rate:.3g}/s: achieved {result.achieved_rate:.1f}/s, p99 "
         f"{lat.get('p99', float('nan')) * 1e3:.1f} ms (bound {bound * 1e3:.1f}), failed {result.failed}: "
         f"{'pass' if valid else 'FAIL'}")
     return Probe(server, rate, result, valid)
@@ -121,7 +121,7 @@ def row(p: Probe) -> str:
     lat, r = p.result.latency_s, p.result
     figures = " | ".join(f"{lat[k] * 1e3:.2f}" for k in ("p50", "p90", "p99", "p99.9")) if lat.get("count") else "— | — | — | —"
     mean_batch = r.batch_sizes.get("mean")
-    return (f"| {p.server} | {p.rate:.0f} | {r.achieved_rate:.1f} | {r.completed} | {r.failed} | {figures} | "
+    return (f"| {p.server} | {p.rate:.3g} | {r.achieved_rate:.1f} | {r.completed} | {r.failed} | {figures} | "
             f"{'—' if mean_batch is None else f'{mean_batch:.1f}'} | {'pass' if p.valid else 'fail'} |")
 
 
@@ -185,16 +185,17 @@ def main(argv: list[str] | None = None) -> None:
                 results[label] = (best, state)
                 all_probes += probes
             (b1, s1), (mb, s2) = results.values()
-            ratio = mb / b1 if b1 else float("inf")
+            ratio = mb / b1 if b1 else None
+            shown = "—" if ratio is None else f"{ratio:.2f}x"
             if model is cnn:
-                verdicts.append(f"CNN micro-batching throughput at saturation: {ratio:.2f}x batch-1 (target >= 2x): "
-                                f"{'met' if ratio >= 2 else 'MISSED'}")
+                verdicts.append(f"CNN micro-batching throughput at saturation: {shown} batch-1 (target >= 2x): "
+                                f"{'met' if ratio is not None and ratio >= 2 else 'MISSED'}")
             lines = [f"## Throughput at saturation: {name}", "",
                      f"- Model time in this process: batch 1 {one * 1e3:.2f} ms; batch {args.max_batch} {full * 1e3:.2f} ms "
                      f"({full / args.max_batch * 1e3:.2f} ms per example)",
                      f"- Latency bound: max delay {args.max_delay_ms:g} ms + one batch time = {bound * 1e3:.2f} ms (p99)",
-                     f"- **Saturation throughput: batch-1 {b1:.0f} requests/s, micro-batching {mb:.0f} requests/s "
-                     f"({ratio:.2f}x)**",
+                     f"- **Saturation throughput: batch-1 {b1:.3g} requests/s, micro-batching {mb:.3g} requests/s "
+                     f"({shown})**" + ("" if b1 and mb else " (0: no rate passed, down to the search's floor)"),
                      f"- Machine before each server: {s1}; {s2}", "",
                      "| server | offered rps | achieved rps | completed | failed | p50 ms | p90 ms | p99 ms | p99.9 ms | mean batch | verdict |",
                      "|---|---|---|---|---|---|---|---|---|---|---|"]
