@@ -1,47 +1,62 @@
-"""What every benchmark here shares: a quiet machine, the same thread count for everyone, warm-up,
-interleaved repeats, medians, ratios measured in one run, and a results file.
+"""What every benchmark here shares: one process per implementation, the same threads for everyone, a
+quiet machine, alternating rounds, medians of per-round ratios, and a results file with the raw times.
 
-The rules (DESIGN §8): compare ratios measured back to back in the same process, never absolute
-times across runs; give every implementation the same threads (2 by default); and say how busy the
-machine was, because on a shared 2-core VM another process's compile can halve a measurement.
+The rules (DESIGN §8). Two libraries in one process fight over the cores: each brings its own
+thread pool (PyTorch's OpenMP, TinyTorch's OpenMP, NumPy's OpenBLAS), a pool's threads spin for a
+while after each parallel region, and on two cores a spinning thread takes the core the other
+library needs (measured: TinyTorch's convolution 1.8x slower with PyTorch loaded beside it). So
+each implementation of a case runs in a worker process of its own (``python -m benchmarks.worker``),
+which imports only its own framework, and this module, which runs the show, imports neither.
 
-A benchmark script builds :class:`Case` objects, then::
+A suite is a list of :class:`Case` objects and a call to :func:`suite_main`::
 
-    pin_threads()                    # first: may restart the process with the thread variables set
-    idle = wait_for_idle()
-    results = [run_case(case) for case in cases]
-    print(format_table(results))
-    write_results("kernels", results, idle)
+    CASES = [
+        Case("conv2d fwd+bwd 32->64 @16x16", {"c_in": 32, "c_out": 64, "side": 16},
+             {"compiled": Impl("benchmarks.tinytorch_side:conv2d", backend="compiled"),
+              "torch": Impl("benchmarks.torch_side:conv2d")},
+             targets=(Target("torch", 1.0),)),
+    ]
+    if __name__ == "__main__":
+        suite_main("kernels", CASES)
 
-Each case maps implementation labels ("compiled", "reference", "torch") to zero-argument
-callables. They run in rounds (compiled, reference, torch; compiled, reference, torch; ...), and a
-round during which other processes were busy is dropped and run again. Each label's median time
-is reported, and a ratio such as "compiled vs torch 1.30x" is the median over rounds of torch's
-time over compiled's in the same round: above 1, compiled is faster.
+An :class:`Impl` names a zero-argument-callable factory as ``"module:function"``; the worker calls
+``function(**case.params, **impl.kwargs)`` and times what it returns. A side module (one per
+framework) holds the factories and, optionally, ``pin_threads(n)`` and ``describe() -> dict``.
+
+How a case runs: a fresh worker per implementation, all started with ``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` set to the same count (and each side's
+``pin_threads``); each builds its inputs, runs twice untimed (thread start-up, first-touch page
+faults) and picks how many calls make a sample last 20 ms. Then rounds: in each, every worker
+takes one sample in turn (the first to go rotates from round to round), after a pause that lets
+the previous worker's spinning threads fall asleep. A round during which *other* processes kept
+more than 0.35 cores busy (the workers' own CPU time is subtracted) is dropped and run again. A
+ratio such as "compiled vs torch 1.30x" is the median over rounds of torch's time over
+compiled's in the same round: above 1, compiled is faster.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
-import gc
-import math
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 THREADS = 2
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-# Idle OpenMP threads sleep instead of spinning, in TinyTorch's kernels and in PyTorch alike: the
-# implementations take turns, and a spinning thread left behind by one would take a core from the
-# next (measured with spinning threads: PyTorch's conv 2.4x slower, TinyTorch's 1.9x, taking turns).
-WAIT_POLICY = ("OMP_WAIT_POLICY", "PASSIVE")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-_RESTARTED = "TINYTORCH_BENCHMARK_RESTARTED"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# After a worker's sample, its pools' threads keep spinning for a while (libgomp's default spin, and
+# OpenBLAS's, ~0.1 s at this clock); the next worker starts only after they have gone to sleep.
+SETTLE_S = 0.2
+MIN_SAMPLE_S = 0.02
 
 
 def log(message: str) -> None:
@@ -49,39 +64,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def optional_torch():
-    """PyTorch when it is installed, else None (its column then stays empty)."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
-def pin_threads(threads: int = THREADS) -> None:
-    """Give NumPy's BLAS, TinyTorch's kernels and PyTorch ``threads`` threads each, all waiting passively.
-
-    BLAS sizes its thread pool when NumPy is first imported, and OpenMP reads its wait policy when it
-    is loaded, so these variables must already be in the environment then. When they are missing
-    or different, the same command is started again (``os.execve``) in a fresh process with them
-    set; call this before anything imports NumPy.
-    """
-    wanted = {**{name: str(threads) for name in THREAD_VARIABLES}, WAIT_POLICY[0]: WAIT_POLICY[1]}
-    if any(os.environ.get(name) != value for name, value in wanted.items()):
-        settings = ", ".join(f"{name}={value}" for name, value in wanted.items())
-        if os.environ.get(_RESTARTED):
-            raise RuntimeError(f"pin_threads: the environment still lacks {settings} after a restart")
-        log(f"restarting with {settings}, so BLAS and OpenMP start with them")
-        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **wanted, _RESTARTED: "1"})
-    from tinytorch.core import kernels
-
-    if kernels.compiled_available():
-        kernels.set_num_threads(threads)
-    torch = optional_torch()
-    if torch is not None:
-        torch.set_num_threads(threads)
-
-
+# -- load -------------------------------------------------------------------------------------------
 def _cpu_jiffies() -> tuple[int, int] | None:
     """(busy, total) CPU time of all cores since boot, from /proc/stat; None where it does not exist."""
     try:
@@ -93,35 +76,42 @@ def _cpu_jiffies() -> tuple[int, int] | None:
     return sum(values) - idle, sum(values)
 
 
-class LoadMeter:
-    """Measures how many cores *other* processes keep busy between :meth:`start` and :meth:`stop`.
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc; 0 where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    All cores' busy time comes from /proc/stat; this process's own CPU time is subtracted, so a
-    benchmark's own threads do not count as outside load.
-    """
+
+class LoadMeter:
+    """How many cores processes *other* than this one and ``pids`` keep busy between start and stop."""
+
+    def __init__(self, pids: tuple[int, ...] = ()):
+        self.pids = pids
+
+    def _own(self) -> float:
+        times = os.times()
+        return times.user + times.system + sum(_process_cpu_seconds(pid) for pid in self.pids)
 
     def start(self) -> "LoadMeter":
-        self._jiffies, self._own, self._wall = _cpu_jiffies(), _own_cpu_seconds(), time.perf_counter()
+        self._jiffies, self._own_start, self._wall = _cpu_jiffies(), self._own(), time.perf_counter()
         return self
 
     def stop(self) -> float | None:
-        """Average number of cores other processes used (None without /proc/stat)."""
+        """Average number of cores the others used (None without /proc/stat)."""
         end = _cpu_jiffies()
         if end is None or self._jiffies is None:
             return None
         busy, total = end[0] - self._jiffies[0], end[1] - self._jiffies[1]
         if total <= 0:
             return 0.0
-        cores = os.cpu_count() or 1
         wall = time.perf_counter() - self._wall
-        all_busy_cores = cores * busy / total
-        own_cores = (_own_cpu_seconds() - self._own) / wall if wall > 0 else 0.0
-        return max(0.0, all_busy_cores - own_cores)
-
-
-def _own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+        all_busy = (os.cpu_count() or 1) * busy / total
+        ours = (self._own() - self._own_start) / wall if wall > 0 else 0.0
+        return max(0.0, all_busy - ours)
 
 
 @dataclass
@@ -141,7 +131,7 @@ class IdleCheck:
 
 
 def wait_for_idle(max_busy_cores: float = 0.3, timeout: float = 900.0, window: float = 3.0) -> IdleCheck:
-    """Wait until other processes keep fewer than ``max_busy_cores`` cores busy over a ``window`` of seconds.
+    """Wait until other processes keep fewer than ``max_busy_cores`` cores busy over ``window`` seconds.
 
     Gives up after ``timeout`` seconds and says so (the run goes on, and the results file records
     the load). Logs what it sees while waiting.
@@ -159,9 +149,103 @@ def wait_for_idle(max_busy_cores: float = 0.3, timeout: float = 900.0, window: f
         log(f"waiting for an idle machine: {busy:.2f} cores busy (want < {max_busy_cores}), {waited:.0f} s so far")
 
 
+# -- workers ----------------------------------------------------------------------------------------
+def worker_environment(threads: int) -> dict[str, str]:
+    """The environment of every worker: the same thread count for every library, the project importable.
+
+    OpenMP's wait policy is left to each framework (TinyTorch sets PASSIVE for its own kernels;
+    PyTorch keeps its default, which is what makes it fastest): each runs as a user would run it.
+    """
+    env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]))
+    return env
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed; the message holds its traceback."""
+
+
+class Worker:
+    """One ``python -m benchmarks.worker`` process, spoken to in JSON lines over its stdin and stdout."""
+
+    def __init__(self, threads: int, label: str = "worker"):
+        self.label = label
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.worker", "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+            env=worker_environment(threads),
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def request(self, **message: Any) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise WorkerError(f"the {self.label} worker exited (status {self.process.wait()}) during {message.get('op')}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise WorkerError(f"the {self.label} worker failed during {message.get('op')}:\n{reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.request(op="exit")
+            except (WorkerError, BrokenPipeError, OSError):
+                pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "Worker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def call_in_fresh_process(target: str, threads: int = THREADS, **kwargs: Any) -> Any:
+    """Run ``module:function(**kwargs)`` in a fresh worker with the pinned threads; return its JSON result.
+
+    For measurements that need a process of their own but no timing rounds: peak memory, a
+    framework's first losses, a profile.
+    """
+    with Worker(threads, label=target) as worker:
+        return worker.request(op="call", target=target, kwargs=kwargs)["value"]
+
+
+# -- cases ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Impl:
+    """One implementation of a case: the factory ``"module:function"`` and keyword arguments of its own.
+
+    ``preload`` names ``"module:function"`` calls the worker makes first, before importing the
+    factory (used only to show what a second framework in the same process costs).
+    """
+
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    preload: tuple[str, ...] = ()
+
+    def __init__(self, target: str, preload: tuple[str, ...] = (), **kwargs: Any):
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "kwargs", kwargs)
+        object.__setattr__(self, "preload", tuple(preload))
+
+
 @dataclass(frozen=True)
 class Target:
-    """A goal for the speed of ``of`` against ``baseline``: baseline's time / of's time >= ``at_least``."""
+    """A goal: ``baseline``'s time / ``of``'s time >= ``at_least`` (median of per-round ratios)."""
 
     baseline: str
     at_least: float
@@ -173,24 +257,37 @@ class Target:
 
 @dataclass
 class Case:
-    """One benchmark: ``build()`` allocates the inputs and returns {label: zero-argument callable}.
+    """A benchmark: its name, the parameters every implementation gets, and the implementations by label.
 
-    Building is deferred until the case runs, so only one case's arrays are alive at a time.
+    The table compares "compiled" with every other label, plus each target's pair and each
+    ``(of, baseline)`` pair in ``compare``.
     """
 
     name: str
-    build: Callable[[], dict[str, Callable[[], object]]]
+    params: dict[str, Any]
+    impls: dict[str, Impl]
     targets: tuple[Target, ...] = ()
+    compare: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class Result:
     case: Case
     seconds: dict[str, list[float]]  # time per call, by label, one entry per kept round
-    outside_load: float | None  # mean cores other processes kept busy during the kept rounds
+    loads: list[float | None]  # cores other processes kept busy, per kept round
     dropped: int = 0  # rounds thrown away because other processes were busy during them
-    load_limit: float = 0.0  # the outside load (cores) above which a round was dropped
-    labels: list[str] = field(default_factory=list)
+    load_limit: float = 0.0
+    calls: dict[str, int] = field(default_factory=dict)  # calls per sample, by label
+    workers: dict[str, dict] = field(default_factory=dict)  # what each worker said about itself
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.seconds)
+
+    @property
+    def outside_load(self) -> float | None:
+        known = [load for load in self.loads if load is not None]
+        return statistics.fmean(known) if known else None
 
     def median(self, label: str) -> float | None:
         samples = self.seconds.get(label)
@@ -211,67 +308,82 @@ class Result:
         ratio = self.speedup(target.baseline, target.of)
         return None if ratio is None else ratio >= target.at_least
 
-
-def _calls_per_sample(fn: Callable[[], object], min_sample_s: float) -> int:
-    """How many calls make one sample last at least ``min_sample_s`` (timer noise stays small)."""
-    start = time.perf_counter()
-    fn()
-    once = time.perf_counter() - start
-    return max(1, math.ceil(min_sample_s / max(once, 1e-9)))
+    def to_json(self) -> dict:
+        return {
+            "case": self.case.name,
+            "params": self.case.params,
+            "implementations": {label: {"target": impl.target, "kwargs": impl.kwargs, "preload": list(impl.preload)}
+                                for label, impl in self.case.impls.items()},
+            "seconds": self.seconds,
+            "median_seconds": {label: self.median(label) for label in self.seconds},
+            "calls_per_sample": self.calls,
+            "outside_load": self.loads,
+            "rounds_dropped": self.dropped,
+            "load_limit": self.load_limit,
+            "ratios": {f"{of} vs {baseline}": self.speedup(baseline, of) for of, baseline in comparisons([self])},
+            "targets": [
+                {"of": t.of, "baseline": t.baseline, "at_least": t.at_least, "met": self.met(t)} for t in self.case.targets
+            ],
+            "workers": self.workers,
+        }
 
 
 def run_case(
     case: Case,
+    threads: int = THREADS,
     repeats: int = 15,
-    warmup: int = 2,
-    min_sample_s: float = 0.02,
     max_outside_load: float = 0.35,
     max_dropped: int | None = None,
+    settle_s: float = SETTLE_S,
 ) -> Result:
-    """Warm every implementation up, then time them in turn, round after round, until ``repeats``
-    rounds are kept.
+    """Start one worker per implementation, build and warm up each, then take samples in rounds.
 
     A round during which other processes kept more than ``max_outside_load`` cores busy is dropped
-    and run again after a pause (on a shared 2-core machine one compile halves a measurement), up to
-    ``max_dropped`` times (default ``4 * repeats``); after that the busy rounds are kept, and the
-    result says how many were dropped and how busy the kept ones were. The GC is off while timing.
+    and run again after a pause, up to ``max_dropped`` times (default ``4 * repeats``); after that
+    busy rounds are kept, and the result says how many were dropped and how busy the kept ones were.
     """
     log(f"running {case.name}")
-    implementations = case.build()
-    for fn in implementations.values():
-        for _ in range(warmup):
-            fn()
-    calls = {label: _calls_per_sample(fn, min_sample_s) for label, fn in implementations.items()}
-    seconds: dict[str, list[float]] = {label: [] for label in implementations}
-    loads: list[float] = []
-    dropped, budget = 0, 4 * repeats if max_dropped is None else max_dropped
-    while len(loads) < repeats:
-        round_times = {}
-        meter = LoadMeter().start()
-        gc.collect()
-        gc.disable()
-        try:
-            for label, fn in implementations.items():
-                start = time.perf_counter()
-                for _ in range(calls[label]):
-                    fn()
-                round_times[label] = (time.perf_counter() - start) / calls[label]
-        finally:
-            gc.enable()
-        load = meter.stop()
-        if load is not None and load > max_outside_load and dropped < budget:
-            dropped += 1
-            time.sleep(0.5)
-            continue
-        loads.append(0.0 if load is None else load)
-        for label, value in round_times.items():
-            seconds[label].append(value)
-    if dropped:
-        log(f"  dropped {dropped} rounds during which other processes were busy")
-    mean_load = statistics.fmean(loads) if _cpu_jiffies() is not None else None
-    return Result(case, seconds, mean_load, dropped, max_outside_load, list(implementations))
+    workers = {label: Worker(threads, label) for label in case.impls}
+    try:
+        calls, described = {}, {}
+        for label, impl in case.impls.items():
+            reply = workers[label].request(
+                op="build", target=impl.target, kwargs={**case.params, **impl.kwargs}, preload=list(impl.preload),
+                min_sample_s=MIN_SAMPLE_S,
+            )
+            calls[label], described[label] = reply["calls"], reply["describe"]
+        labels = list(case.impls)
+        pids = tuple(w.pid for w in workers.values())
+        seconds: dict[str, list[float]] = {label: [] for label in labels}
+        loads: list[float | None] = []
+        dropped, budget = 0, 4 * repeats if max_dropped is None else max_dropped
+        while len(loads) < repeats:
+            start = (len(loads) + dropped) % len(labels)
+            order = labels[start:] + labels[:start]
+            round_times, busy = {}, []
+            for label in order:
+                time.sleep(settle_s)
+                meter = LoadMeter(pids).start()
+                round_times[label] = workers[label].request(op="sample")["seconds"]
+                busy.append(meter.stop())
+            known = [b for b in busy if b is not None]
+            load = max(known) if known else None
+            if load is not None and load > max_outside_load and dropped < budget:
+                dropped += 1
+                time.sleep(0.5)
+                continue
+            loads.append(load)
+            for label in labels:
+                seconds[label].append(round_times[label])
+        if dropped:
+            log(f"  dropped {dropped} rounds during which other processes were busy")
+        return Result(case, seconds, loads, dropped, max_outside_load, calls, described)
+    finally:
+        for worker in workers.values():
+            worker.close()
 
 
+# -- reports ----------------------------------------------------------------------------------------
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value * 1e3:.2f}"
 
@@ -280,13 +392,22 @@ def _ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
-def format_table(results: list[Result], baselines: tuple[str, ...] = ("reference", "torch")) -> str:
-    """A Markdown table: median ms per label, compiled's speed ratio against each baseline, targets, outside load."""
+def comparisons(results: list[Result]) -> list[tuple[str, str]]:
+    """The (of, baseline) pairs a table shows: every target's, and compiled against every other label."""
+    pairs = [(t.of, t.baseline) for r in results for t in r.case.targets]
+    pairs += [pair for r in results for pair in r.case.compare]
+    pairs += [("compiled", label) for r in results for label in r.labels if "compiled" in r.labels and label != "compiled"]
+    return list(dict.fromkeys(pairs))
+
+
+def format_table(results: list[Result]) -> str:
+    """A Markdown table: median ms per label, the ratios, the targets, the outside load."""
     labels = list(dict.fromkeys(label for r in results for label in r.labels))
+    pairs = comparisons(results)
     header = [
         "case",
         *(f"{label} (ms)" for label in labels),
-        *(f"compiled vs {b}" for b in baselines),
+        *(f"{of} vs {baseline}" for of, baseline in pairs),
         "targets",
         "outside load (cores)",
         "rounds dropped",
@@ -301,7 +422,7 @@ def format_table(results: list[Result], baselines: tuple[str, ...] = ("reference
             [
                 r.case.name,
                 *(_ms(r.median(label)) for label in labels),
-                *(_ratio(r.speedup(b)) for b in baselines),
+                *(_ratio(r.speedup(baseline, of)) for of, baseline in pairs),
                 targets or "—",
                 load,
                 str(r.dropped),
@@ -312,12 +433,8 @@ def format_table(results: list[Result], baselines: tuple[str, ...] = ("reference
     return "\n".join(lines)
 
 
-def machine_description() -> list[str]:
-    """CPU model, cores, memory, and the versions and thread settings of everything measured."""
-    import numpy as np
-
-    from tinytorch.core import kernels
-
+def machine_description() -> dict[str, str]:
+    """The CPU, its cores and memory, and Python: what every record says about the machine."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
@@ -331,22 +448,41 @@ def machine_description() -> list[str]:
             memory = f"{kb / 2**20:.1f} GiB"
     except (OSError, StopIteration):
         pass
-    blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
-    torch = optional_torch()
-    return [
-        f"CPU: {cpu}; {os.cpu_count()} logical cores; memory {memory}",
-        f"Python {platform.python_version()} on {platform.system()} {platform.release()}",
-        f"NumPy {np.__version__} (BLAS: {blas.get('name', '?')} {blas.get('version', '')})",
-        f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch is not None else "PyTorch: not installed",
-        f"TinyTorch kernels: backend {kernels.backend()}, OpenMP {'on' if kernels.openmp_enabled() else 'off'}, "
-        f"{kernels.get_num_threads()} threads",
-        "Thread variables: " + ", ".join(f"{name}={os.environ.get(name, 'unset')}" for name in (*THREAD_VARIABLES, WAIT_POLICY[0])),
-    ]
+    return {
+        "cpu": f"{cpu}; {os.cpu_count()} logical cores; memory {memory}",
+        "python": f"Python {platform.python_version()} on {platform.system()} {platform.release()}",
+    }
 
 
-def write_results(name: str, results: list[Result], idle: IdleCheck, notes: str = "", directory: Path = RESULTS_DIR) -> Path:
-    """Write ``<directory>/<name>.md`` (atomically: a temporary file, then a rename) and return its path."""
+def command_line() -> str:
+    """The command that ran this program, without the interpreter's path on this machine."""
+    return " ".join(["python", *sys.orig_argv[1:]])
+
+
+def _worker_lines(results: list[Result]) -> list[str]:
+    """One line per distinct worker description (library versions, threads, wait policy), by label."""
+    seen: dict[str, str] = {}
+    for r in results:
+        for label, info in r.workers.items():
+            impl = r.case.impls[label]
+            arguments = ", ".join(f"{k}={v}" for k, v in impl.kwargs.items())
+            seen.setdefault(label, f"`{impl.target}`{f' ({arguments})' if arguments else ''}: "
+                            + "; ".join(f"{k} {v}" for k, v in info.items()))
+    return [f"{label}: {text}" for label, text in seen.items()]
+
+
+def write_results(
+    name: str,
+    results: list[Result],
+    idle: IdleCheck,
+    threads: int,
+    notes: str = "",
+    extra: dict | None = None,
+    directory: Path = RESULTS_DIR,
+) -> Path:
+    """Write ``<directory>/<name>.md`` (the table) and ``<name>.json`` (every raw time), each atomically."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = machine_description()
     repeats = max((len(s) for r in results for s in r.seconds.values()), default=0)
     load_limit = max((r.load_limit for r in results), default=0.0)
     text = "\n".join(
@@ -354,22 +490,73 @@ def write_results(name: str, results: list[Result], idle: IdleCheck, notes: str 
             f"# Benchmark: {name}",
             "",
             f"- Date: {stamp}",
-            f"- Command: `{' '.join(['python', *sys.orig_argv[1:]])}`",  # not the interpreter's path on this machine
-            *(f"- {line}" for line in machine_description()),
+            f"- Command: `{command_line()}`",
+            f"- CPU: {machine['cpu']}",
+            f"- {machine['python']}",
+            f"- Threads: {threads} for every library ({', '.join(f'{v}={threads}' for v in THREAD_VARIABLES)}, and each "
+            "framework's own setting)",
+            *(f"- {line}" for line in _worker_lines(results)),
             f"- Machine before the run: {idle.describe()}",
-            f"- Method: {repeats} kept rounds per case after warm-up; in a round each implementation runs in turn.",
-            "  Times are medians per call. A ratio is the median over rounds of the baseline's time over compiled's",
-            "  in the same round (above 1: compiled is faster). Rounds during which other processes kept more than",
-            f"  {load_limit} cores busy were dropped and rerun (column 'rounds dropped').",
+            f"- Method: each implementation in its own worker process; {repeats} kept rounds per case after warm-up, in",
+            "  each of which every worker takes one sample in turn. Times are medians per call. A ratio is the median",
+            "  over rounds of the baseline's time over the other's in the same round (above 1: the first is faster).",
+            f"  Rounds during which other processes kept more than {load_limit} cores busy were dropped and rerun.",
+            f"  Raw times: `{name}.json`.",
             "",
             format_table(results),
             "",
             *([notes.strip(), ""] if notes.strip() else []),
         ]
     )
+    record = {
+        "name": name,
+        "date": stamp,
+        "command": command_line(),
+        "machine": machine,
+        "threads": threads,
+        "idle_check": idle.describe(),
+        "results": [r.to_json() for r in results],
+        **(extra or {}),
+    }
     directory.mkdir(parents=True, exist_ok=True)
+    _write_atomically(directory / f"{name}.json", json.dumps(record, indent=1) + "\n")
     path = directory / f"{name}.md"
+    _write_atomically(path, text)
+    return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
-    return path
+
+
+# -- the command line every suite shares ---------------------------------------------------------------
+def suite_arguments(prog: str, description: str, default_output: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--repeats", type=int, default=15, help="kept rounds per case (default 15)")
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
+    parser.add_argument("--output", help=f"results name under benchmarks/results/ (default: {default_output}; with --only: none)")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (the load is still recorded)")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads for every library (default {THREADS})")
+    return parser
+
+
+def suite_main(name: str, cases: list[Case], argv: list[str] | None = None, notes: str = "", description: str = "") -> list[Result]:
+    """The command line of a benchmark program: pick cases, wait for an idle machine, run, record.
+
+    Writes ``benchmarks/results/<name>.md`` and ``.json`` unless ``--only`` picked a subset (then
+    only ``--output NAME`` records it). Returns the results.
+    """
+    parser = suite_arguments(f"python -m benchmarks.{name}", description or f"The {name} benchmarks.", name)
+    args = parser.parse_args(argv)
+    chosen = [case for case in cases if args.only in case.name]
+    if not chosen:
+        parser.error(f"no case name contains {args.only!r}")
+    idle = wait_for_idle(timeout=0) if args.no_wait else wait_for_idle()
+    results = [run_case(case, threads=args.threads, repeats=args.repeats) for case in chosen]
+    print(format_table(results))
+    output = args.output or (None if args.only else name)
+    if output:
+        log(f"wrote {write_results(output, results, idle, args.threads, notes)}")
+    return results

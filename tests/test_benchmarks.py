@@ -1,0 +1,105 @@
+"""The benchmark harness: one worker process per implementation, rounds, ratios, records, and the README table.
+
+Timing itself is never asserted (a shared machine's speed is not a test result); what is tested is
+that the machinery measures what it says: separate processes, the pinned threads, paired ratios,
+raw times kept, the README's table equal to what the records give.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness, readme_table
+from benchmarks.harness import Case, Impl, Result, Target, Worker, WorkerError
+
+BENCHMARKS = Path(harness.__file__).resolve().parent
+TINY_CONV = {"c_in": 1, "c_out": 1, "side": 2}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports, wherever the import statement is."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_benchmark_module_imports_both_frameworks():
+    both = [p.name for p in BENCHMARKS.glob("*.py") if {"torch", "tinytorch"} <= imported_modules(p)]
+    assert both == []
+    # the orchestrator and the worker import neither, so a worker holds only the framework it times
+    for name in ("harness.py", "worker.py", "specs.py", "kernels.py", "training_step.py", "same_process.py"):
+        assert not {"torch", "tinytorch"} & imported_modules(BENCHMARKS / name), name
+
+
+def test_worker_runs_in_its_own_process_with_pinned_threads():
+    with Worker(threads=3, label="probe") as worker:
+        env = worker.request(op="call", target="os:getenv", kwargs={"key": "OPENBLAS_NUM_THREADS"})["value"]
+        pid = worker.request(op="call", target="os:getpid")["value"]
+        assert env == "3"
+        assert pid == worker.pid != __import__("os").getpid()
+
+
+def test_worker_failure_names_the_target():
+    with Worker(threads=1, label="broken") as worker, pytest.raises(WorkerError, match="no_such_factory"):
+        worker.request(op="build", target="benchmarks.numpy_side:no_such_factory", kwargs={}, preload=[], min_sample_s=0.0)
+
+
+def test_run_case_alternates_separate_workers_and_keeps_raw_times():
+    floor = Impl("benchmarks.numpy_side:conv2d_blas_floor")
+    case = Case("tiny", TINY_CONV, {"compiled": floor, "other": floor}, (Target("other", 0.01),))
+    result = harness.run_case(case, threads=1, repeats=3, max_outside_load=math.inf, settle_s=0.0)
+    assert result.labels == ["compiled", "other"]
+    assert all(len(result.seconds[label]) == 3 and min(result.seconds[label]) > 0 for label in result.labels)
+    assert result.met(case.targets[0]) is True
+    record = result.to_json()
+    assert record["seconds"] == result.seconds and set(record["workers"]) == {"compiled", "other"}
+    assert "NumPy" in record["workers"]["compiled"]
+
+
+def test_ratio_is_the_median_of_per_round_ratios():
+    case = Case("paired", {}, {"compiled": Impl("m:f"), "torch": Impl("m:g")})
+    # a drifting machine: every round torch takes twice as long as compiled, though the medians of
+    # each column alone would give 4 / 2.5 = 1.6
+    result = Result(case, {"compiled": [1.0, 2.5, 10.0], "torch": [2.0, 5.0, 20.0]}, [0.0] * 3)
+    assert result.speedup("torch") == pytest.approx(2.0)
+    assert result.median("torch") / result.median("compiled") == pytest.approx(2.0)
+    uneven = Result(case, {"compiled": [1.0, 1.0, 4.0], "torch": [3.0, 1.0, 2.0]}, [0.0] * 3)
+    assert uneven.speedup("torch") == pytest.approx(1.0)  # ratios 3, 1, 0.5; the ratio of medians would be 2
+
+
+def test_write_results_records_the_raw_times(tmp_path):
+    case = Case("paired", {"n": 1}, {"compiled": Impl("m:f"), "torch": Impl("m:g")}, (Target("torch", 1.5),))
+    result = Result(case, {"compiled": [1.0, 2.0], "torch": [2.0, 2.0]}, [0.1, 0.2])
+    idle = harness.IdleCheck(0.05, 3.0, True, 0.3)
+    path = harness.write_results("trial", [result], idle, threads=2, directory=tmp_path)
+    record = json.loads((tmp_path / "trial.json").read_text())
+    assert record["results"][0]["seconds"] == {"compiled": [1.0, 2.0], "torch": [2.0, 2.0]}
+    assert record["results"][0]["ratios"]["compiled vs torch"] == pytest.approx(1.5)
+    assert record["results"][0]["targets"][0]["met"] is True
+    assert record["threads"] == 2 and record["command"].startswith("python")
+    assert "| paired |" in path.read_text() and "1.50x" in path.read_text()
+
+
+def test_readme_speed_table_is_generated_from_the_records():
+    readme = readme_table.README.read_text(encoding="utf-8")
+    assert readme_table.replace_block(readme, readme_table.table()) == readme, (
+        "README.md's speed table is stale or edited by hand; run python -m benchmarks.readme_table"
+    )
+
+
+def test_readme_table_refuses_a_case_missing_from_the_records(tmp_path):
+    for name in ("kernels", "training_step"):
+        record = readme_table.load(name)
+        record["results"] = [r for r in record["results"] if "conv2d" not in r["case"]]
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="no case 'conv2d"):
+        readme_table.table(tmp_path)
