@@ -148,6 +148,22 @@ def test_cifar10_normalize_standardises_each_channel(tmp_path):
     np.testing.assert_allclose(ds.test_data, (images / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
 
 
+def test_cifar10_uint8_keeps_the_stored_pixels_and_converts_per_batch(tmp_path):
+    from tinytorch.core.data.transforms import Compose, Normalize, ToFloat
+
+    ds = CIFAR10Dataset(root=make_root(tmp_path, "cifar10", [CIFAR_GZ]), dtype=np.uint8)
+    images, _ = expected_cifar10("train")
+    assert ds.train_data.dtype == np.uint8
+    np.testing.assert_array_equal(ds.train_data, images)
+    floats = CIFAR10Dataset(root=make_root(tmp_path / "again", "cifar10", [CIFAR_GZ]), normalize=True)
+    per_batch = Compose([ToFloat(), Normalize(CIFAR10_MEAN, CIFAR10_STD)])
+    np.testing.assert_allclose(per_batch(ds.train_data[:4]), floats.train_data[:4], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="normalize=True needs float32 pixels"):
+        CIFAR10Dataset(root=make_root(tmp_path / "third", "cifar10", [CIFAR_GZ]), dtype=np.uint8, normalize=True)
+    with pytest.raises(ValueError, match="dtype must be float32 or uint8, got float64"):
+        CIFAR10Dataset(root=make_root(tmp_path / "fourth", "cifar10", [CIFAR_GZ]), dtype=np.float64)
+
+
 def test_archive_is_unpacked_once_and_the_cache_is_reused(tmp_path, monkeypatch):
     root = make_root(tmp_path, "cifar10", [CIFAR_GZ])
     folder = download_cifar10(root)
