@@ -15,12 +15,20 @@ from tinytorch.core.metrics import compute_confusion_matrix
 from tinytorch.core.training import plot_training_history
 
 
-def predictions(model: tt.Module, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The predicted class of every image, in eval mode and without a graph."""
+def predictions(model: tt.Module, loader) -> np.ndarray:
+    """The predicted class of every image of ``loader`` (in its order), in eval mode and without a graph."""
     model.eval()
     with tt.no_grad():
-        return np.concatenate([model(tt.tensor(images[i:i + batch_size])).argmax(axis=1).numpy()
-                               for i in range(0, len(images), batch_size)])
+        return np.concatenate([model(x).argmax(axis=1).numpy() for x, _ in loader])
+
+
+def resources() -> dict:
+    """Peak resident memory and page faults of this process so far (Linux and macOS: ``getrusage``)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024  # macOS reports bytes
+    return {"peak_rss_mib": kib / 1024, "minor_page_faults": usage.ru_minflt, "major_page_faults": usage.ru_majflt}
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -42,10 +50,11 @@ def _machine() -> str:
 
 
 def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dict, test: dict,
-               test_images: np.ndarray, test_labels: np.ndarray, classes: tuple, seconds: dict) -> str:
+               test_loader, test_labels: np.ndarray, classes: tuple, seconds: dict) -> str:
     """Write README.md, history.json and training_curve.png into ``out``; return the report's text."""
     out.mkdir(parents=True, exist_ok=True)
-    matrix = compute_confusion_matrix(test_labels, predictions(model, test_images), num_classes=len(classes))
+    matrix = compute_confusion_matrix(test_labels, predictions(model, test_loader), num_classes=len(classes))
+    used = resources()
     lines = [
         f"# {title}",
         "",
@@ -55,6 +64,8 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
         f"- Model: {model.num_parameters():,} parameters; {setup}",
         f"- Wall time: training {seconds['train'] / 60:.1f} min (with the per-epoch test evaluation), "
         f"data loading {seconds['data']:.1f} s, whole program {seconds['total'] / 60:.1f} min",
+        f"- Memory: peak RSS {used['peak_rss_mib']:,.0f} MiB; page faults: {used['minor_page_faults']:,} minor, "
+        f"{used['major_page_faults']:,} major",
         f"- **Test accuracy: {100 * test['accuracy']:.2f} %** on the {len(test_labels):,} test images "
         f"(loss {test['loss']:.4f})",
         "",
@@ -77,13 +88,14 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
     report = "\n".join(lines)
     plot_training_history(history, out / "training_curve.png")
     write_atomically(out / "history.json", json.dumps(
-        {"history": history, "test": test, "seconds": seconds, "confusion_matrix": matrix.tolist()}, indent=2))
+        {"history": history, "test": test, "seconds": seconds, "resources": used, "confusion_matrix": matrix.tolist()},
+        indent=2))
     write_atomically(out / "README.md", report)
     return report
 
 
 def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loader, epochs: int, quiet: bool,
-                     out: Path, title: str, setup: str, test_images: np.ndarray, test_labels: np.ndarray,
+                     out: Path, title: str, setup: str, test_labels: np.ndarray,
                      classes: tuple, started: float, loaded: float) -> dict:
     """Fit, evaluate on the test set, record everything in ``out``; returns the test scores.
 
@@ -98,6 +110,6 @@ def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loa
     trained = time.perf_counter()
     test = evaluate_model(trainer.model, test_loader)
     seconds = {"data": loaded - started, "train": trained - loaded, "total": time.perf_counter() - started}
-    record_run(out, title, setup, trainer.model, history, test, test_images, test_labels, classes, seconds)
+    record_run(out, title, setup, trainer.model, history, test, test_loader, test_labels, classes, seconds)
     print(f"{title}: test accuracy {100 * test['accuracy']:.2f} % after {seconds['total'] / 60:.1f} min; report in {out}")
     return test

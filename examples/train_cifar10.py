@@ -29,11 +29,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from docopt import docopt
 
 import tinytorch as tt
 from tinytorch import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from tinytorch.core.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
+from tinytorch.core.data.datasets import CIFAR10_MEAN, CIFAR10_STD
+from tinytorch.core.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, ToFloat
 from tinytorch.core.dataloader import CIFAR10Dataset, DataLoader
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.metrics import Accuracy
@@ -72,14 +74,17 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     tt.manual_seed(int(args["--seed"]))
 
-    data = CIFAR10Dataset(train=True, normalize=True)
+    # The pixels stay uint8 (150 MB for the training set instead of 600 MB as float32); each batch is
+    # standardised on its way in, which costs a few milliseconds per batch.
+    data = CIFAR10Dataset(train=True, dtype=np.uint8)
     train_x, train_y = data.train_data[:limit], data.train_labels[:limit]
     test_x, test_y = data.test_data, data.test_labels
     loaded = time.perf_counter()
 
-    augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip()])
+    standardise = [ToFloat(), Normalize(CIFAR10_MEAN, CIFAR10_STD)]
+    augment = Compose([*standardise, RandomCrop(32, padding=4), RandomHorizontalFlip()])
     train_loader = DataLoader(train_x, train_y, batch_size=batch_size, shuffle=True, drop_last=True, transform=augment)
-    test_loader = DataLoader(test_x, test_y, batch_size=1000)
+    test_loader = DataLoader(test_x, test_y, batch_size=1000, transform=Compose(standardise))
 
     model = build_model()
     optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(model, CrossEntropyLoss(label_smoothing=0.1), optimizer, [Accuracy()], scheduler=schedule)
     setup = f"{epochs} epochs of {len(train_x):,} images, batch {batch_size}, SGD + one-cycle peak lr {lr}"
     test = train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], out, "CIFAR-10 with TinyTorch",
-                            setup, test_x, test_y, data.classes, started, loaded)
+                            setup, test_y, data.classes, started, loaded)
     save = Path(args["--save"])
     save.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(save, model, test_accuracy=test["accuracy"], classes=list(data.classes))

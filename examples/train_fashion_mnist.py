@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(model, CrossEntropyLoss(), optimizer, [Accuracy()], scheduler=schedule)
     setup = f"{epochs} epochs, batch {batch_size}, Adam with one-cycle peak lr {lr}, random flips"
     return train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], Path(args["--out"]),
-                            "Fashion-MNIST with a small TinyTorch CNN", setup, test.data, test.labels, test.classes,
+                            "Fashion-MNIST with a small TinyTorch CNN", setup, test.labels, test.classes,
                             started, loaded)
 
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = Trainer(model, CrossEntropyLoss(), optimizer, [Accuracy()], scheduler=CosineAnnealingLR(optimizer, T_max=epochs))
     setup = f"{epochs} epochs, batch {batch_size}, Adam lr {lr} with cosine annealing, dropout 0.2"
     return train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], Path(args["--out"]),
-                            "MNIST with a TinyTorch MLP", setup, test.data, test.labels, test.classes, started, loaded)
+                            "MNIST with a TinyTorch MLP", setup, test.labels, test.classes, started, loaded)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def test_example_runs_and_records_its_results(program, batch_size, fixture_data,
     report = (out / "README.md").read_text()
     assert f"Test accuracy: {100 * test['accuracy']:.2f} %" in report and "Confusion matrix" in report
     assert (out / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert recorded["resources"]["peak_rss_mib"] > 0 and recorded["resources"]["minor_page_faults"] > 0
+    assert "Memory: peak RSS" in report
+    assert sum(map(sum, recorded["confusion_matrix"])) == test["num_samples"]  # every test image, once
     assert "report in" in capsys.readouterr().out
     if extra:  # the trained model is saved where the compression and deployment examples read it
         from tinytorch.core.checkpoint import load_checkpoint
