@@ -71,6 +71,11 @@ def table(directory: Path = RESULTS_DIR) -> str:
         ratio = memory["tinytorch"]["peak_mib"] / memory["torch"]["peak_mib"]
         lines.append(f"| peak memory of a training step, TinyTorch / PyTorch (lower is better) | {ratio:.2f}× | — | — |")
     lines.append("")
+    busy = [name for name, record in records.items() if not record["idle_check"].startswith("idle")]
+    if busy:
+        lines.append(f"**Measured on a busy machine ({', '.join(busy)}): these ratios are not reliable; rerun "
+                     "the commands below on an idle machine.**")
+        lines.append("")
     for name, record in records.items():
         lines.append(f"`{record['command']}`: {record['date']}, {record['machine']['cpu']}, {record['threads']} threads; "
                      f"{record['idle_check']}.  ")
