@@ -125,7 +125,7 @@ def write(args, configs, times, loads, idle) -> None:
         "",
         f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- Command: `{shlex.join(['python', '-m', 'benchmarks.grading_throughput', *sys.argv[1:]])}`",
-        *(f"- {line}" for line in machine_description()),
+        *(f"- {line}" for line in machine_description().values()),
         f"- Machine before the run: {idle.describe() if idle else 'not checked (--no-wait)'}",
         f"- Class: {args.students} synthetic submissions of lesson 02 (correct, partly correct and stub in turn), "
         f"{args.rounds} round(s); each run grades all of them again (autograde --force) in a fresh process.",
