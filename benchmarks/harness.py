@@ -57,6 +57,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # OpenBLAS's, ~0.1 s at this clock); the next worker starts only after they have gone to sleep.
 SETTLE_S = 0.2
 MIN_SAMPLE_S = 0.02
+_RESTARTED = "TINYTORCH_BENCHMARK_RESTARTED"
 
 
 def log(message: str) -> None:
@@ -147,6 +148,21 @@ def wait_for_idle(max_busy_cores: float = 0.3, timeout: float = 900.0, window: f
             log(check.describe())
             return check
         log(f"waiting for an idle machine: {busy:.2f} cores busy (want < {max_busy_cores}), {waited:.0f} s so far")
+
+
+def pin_threads(threads: int = THREADS) -> None:
+    """Give this process's libraries ``threads`` threads each, for a benchmark that times in its own process.
+
+    BLAS sizes its pool when NumPy is first imported, and OpenMP when it is loaded, so the thread
+    variables must be in the environment before that: when they are missing or different, the same
+    command starts again (``os.execve``) with them set. Call it before anything imports NumPy.
+    """
+    wanted = {name: str(threads) for name in THREAD_VARIABLES}
+    if any(os.environ.get(name) != value for name, value in wanted.items()):
+        if os.environ.get(_RESTARTED):
+            raise RuntimeError(f"pin_threads: the environment still lacks {wanted} after a restart")
+        log(f"restarting with {', '.join(f'{k}={v}' for k, v in wanted.items())}, so BLAS and OpenMP start with them")
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, **wanted, _RESTARTED: "1"})
 
 
 # -- workers ----------------------------------------------------------------------------------------

@@ -10,9 +10,9 @@ of a profiled step add up to its wall time within 5 %. With the profiler off an 
 of a global variable, timed here too. The load generator's Offline scenario (batches of 64) reaches
 within 10 % of the same batches run in a plain loop.
 
-Both variants are TinyTorch in the same process, taking turns round by round (the harness's
+Each variant runs in a worker process of its own, taking turns round by round (the harness's
 method); a ratio is the median over rounds of profiled time / plain time. Results go to stdout and
-``benchmarks/results/<NAME>.md`` (default ``profiler_overhead``).
+``benchmarks/results/<NAME>.md`` and ``.json`` (default ``profiler_overhead``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import argparse
 import statistics
 import timeit
 
-from .harness import THREADS, Case, format_table, log, pin_threads, run_case, wait_for_idle, write_results
+from .harness import THREADS, Case, Impl, call_in_fresh_process, format_table, log, run_case, wait_for_idle, write_results
 
 TRAIN_BATCH, INFER_BATCH, TINY_OPS, OFFLINE_SAMPLES = 64, 256, 1000, 1024
 
@@ -36,100 +36,114 @@ def reference_cnn():
                          tt.MaxPool2D(2), tt.Flatten(), tt.Dense(2048, 256), tt.ReLU(), tt.Dense(256, 10))  # fmt: skip
 
 
-def with_and_without(fn):
-    """{"plain": fn, "profiled": fn inside a fresh profiler}; the profiler's own start and stop are counted."""
+def with_or_without(fn, variant: str):
+    """``fn`` itself ("plain"), or ``fn`` inside a fresh profiler ("profiled"; its start and stop are counted)."""
     import tinytorch as tt
 
     def profiled():
         with tt.profiler.profile():
             fn()
 
-    return {"plain": fn, "profiled": profiled}
+    return {"plain": fn, "profiled": profiled}[variant]
+
+
+def training_step(variant: str):
+    """A worker's factory: one training step of the reference CNN (SGD with momentum)."""
+    import numpy as np
+
+    import tinytorch as tt
+
+    tt.manual_seed(0)
+    model = reference_cnn()
+    rng = np.random.default_rng(0)
+    x, y = tt.tensor(rng.standard_normal((TRAIN_BATCH, 3, 32, 32), dtype=np.float32)), tt.tensor(rng.integers(0, 10, TRAIN_BATCH))
+    loss_fn, optimizer = tt.CrossEntropyLoss(), tt.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+
+    return with_or_without(step, variant)
+
+
+def inference(variant: str):
+    """A worker's factory: the reference CNN in eval mode on a batch, without a graph."""
+    import numpy as np
+
+    import tinytorch as tt
+
+    model = reference_cnn().eval()
+    x = tt.tensor(np.random.default_rng(1).standard_normal((INFER_BATCH, 3, 32, 32), dtype=np.float32))
+
+    def infer():
+        with tt.no_grad():
+            model(x)
+
+    return with_or_without(infer, variant)
+
+
+def tiny_ops(variant: str, kernel: bool):
+    """A worker's factory: ``TINY_OPS`` ops on a one-element tensor, nearly all of their time the per-op cost."""
+    import tinytorch as tt
+
+    x = tt.ones(1)
+
+    def ops():
+        y = x
+        for _ in range(TINY_OPS):
+            y = y.relu() if kernel else y * 1.0
+        return y
+
+    return with_or_without(ops, variant)
+
+
+def variants_case(name: str, factory: str, **params) -> Case:
+    impls = {variant: Impl(f"benchmarks.profiler_overhead:{factory}", variant=variant) for variant in ("plain", "profiled")}
+    return Case(name, params, impls, compare=(("plain", "profiled"),))
 
 
 def training_case() -> Case:
-    def build():
-        import numpy as np
-
-        import tinytorch as tt
-
-        tt.manual_seed(0)
-        model = reference_cnn()
-        rng = np.random.default_rng(0)
-        x, y = tt.tensor(rng.standard_normal((TRAIN_BATCH, 3, 32, 32), dtype=np.float32)), tt.tensor(rng.integers(0, 10, TRAIN_BATCH))
-        loss_fn, optimizer = tt.CrossEntropyLoss(), tt.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def step():
-            optimizer.zero_grad()
-            loss_fn(model(x), y).backward()
-            optimizer.step()
-
-        return with_and_without(step)
-
-    return Case(f"training step, batch {TRAIN_BATCH}", build)
+    return variants_case(f"training step, batch {TRAIN_BATCH}", "training_step")
 
 
 def inference_case() -> Case:
-    def build():
-        import numpy as np
-
-        import tinytorch as tt
-
-        model = reference_cnn().eval()
-        x = tt.tensor(np.random.default_rng(1).standard_normal((INFER_BATCH, 3, 32, 32), dtype=np.float32))
-
-        def infer():
-            with tt.no_grad():
-                model(x)
-
-        return with_and_without(infer)
-
-    return Case(f"inference, batch {INFER_BATCH}", build)
+    return variants_case(f"inference, batch {INFER_BATCH}", "inference")
 
 
-def offline_case() -> Case:
-    """LoadGen's Offline scenario against the loop a user would write: the same batches, the same model."""
+def offline(variant: str):
+    """A worker's factory: LoadGen's Offline scenario ("offline"), or the loop a user would write
+    ("plain"), over the same batches of the same model."""
+    import numpy as np
 
-    def build():
-        import numpy as np
+    import tinytorch as tt
+    from tinytorch.core.benchmarking import QuerySampleLibrary, TestSettings, as_sut, run_scenario
 
-        import tinytorch as tt
-        from tinytorch.core.benchmarking import QuerySampleLibrary, TestSettings, as_sut, run_scenario
-
-        model = reference_cnn().eval()
-        samples = np.random.default_rng(3).standard_normal((OFFLINE_SAMPLES, 3, 32, 32), dtype=np.float32)
+    model = reference_cnn().eval()
+    samples = np.random.default_rng(3).standard_normal((OFFLINE_SAMPLES, 3, 32, 32), dtype=np.float32)
+    if variant == "offline":
         library = QuerySampleLibrary(samples)
         settings = TestSettings("Offline", min_duration=0.0, offline_sample_count=OFFLINE_SAMPLES, offline_batch_size=64)
         sut = as_sut(model)
+        return lambda: run_scenario(sut, library, settings)
 
-        def plain():
-            with tt.no_grad():
-                for begin in range(0, OFFLINE_SAMPLES, 64):
-                    model(tt.tensor(samples[begin : begin + 64]))
+    def plain():
+        with tt.no_grad():
+            for begin in range(0, OFFLINE_SAMPLES, 64):
+                model(tt.tensor(samples[begin : begin + 64]))
 
-        return {"plain": plain, "offline": lambda: run_scenario(sut, library, settings)}
+    return plain
 
-    return Case(f"{OFFLINE_SAMPLES} samples in batches of 64: plain loop vs Offline scenario", build)
+
+def offline_case() -> Case:
+    impls = {variant: Impl("benchmarks.profiler_overhead:offline", variant=variant) for variant in ("plain", "offline")}
+    return Case(f"{OFFLINE_SAMPLES} samples in batches of 64: plain loop vs Offline scenario", {}, impls,
+                compare=(("plain", "offline"),))
 
 
 def tiny_ops_case(kernel: bool) -> Case:
-    """``TINY_OPS`` ops on a one-element tensor: nearly all of their time is the framework's per-op cost."""
-
-    def build():
-        import tinytorch as tt
-
-        x = tt.ones(1)
-
-        def ops():
-            y = x
-            for _ in range(TINY_OPS):
-                y = y.relu() if kernel else y * 1.0
-            return y
-
-        return with_and_without(ops)
-
     what = "relu (op + kernel call)" if kernel else "multiply (op only)"
-    return Case(f"{TINY_OPS} tiny ops: {what}", build)
+    return variants_case(f"{TINY_OPS} tiny ops: {what}", "tiny_ops", kernel=kernel)
 
 
 def per_op_microseconds(result) -> float:
@@ -150,7 +164,9 @@ def global_read_nanoseconds() -> float:
 
 
 def coverage(rounds: int = 5) -> tuple[float, int]:
-    """Median over profiled training steps of (sum of self times) / wall time, and the events in one step."""
+    """Median over profiled training steps of (sum of self times) / wall time, and the events in one step.
+
+    Run in a fresh worker (``call_in_fresh_process``), so the orchestrator imports no framework."""
     import numpy as np
 
     import tinytorch as tt
@@ -178,15 +194,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads for BLAS and the kernels (default {THREADS})")
     args = parser.parse_args(argv)
 
-    pin_threads(args.threads)
     idle = wait_for_idle(timeout=0) if args.no_wait else wait_for_idle()
-    train = run_case(training_case(), repeats=args.repeats)
-    infer = run_case(inference_case(), repeats=args.repeats)
-    multiply = run_case(tiny_ops_case(kernel=False), repeats=args.repeats)
-    relu = run_case(tiny_ops_case(kernel=True), repeats=args.repeats)
-    offline = run_case(offline_case(), repeats=args.repeats)
+    train, infer, multiply, relu, offline = (run_case(case, threads=args.threads, repeats=args.repeats) for case in (
+        training_case(), inference_case(), tiny_ops_case(kernel=False), tiny_ops_case(kernel=True), offline_case()))
     log("measuring the recorded share of a profiled step and the cost of the off switch")
-    share, events = coverage()
+    share, events = call_in_fresh_process("benchmarks.profiler_overhead:coverage", args.threads)
     check_ns = global_read_nanoseconds()
 
     slowdown = {r.case.name: 1 / r.speedup("plain", of="profiled") for r in (train, infer)}
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(results))
     print()
     print(notes)
-    log(f"wrote {write_results(args.output, results, idle, notes=notes)}")
+    log(f"wrote {write_results(args.output, results, idle, args.threads, notes=notes)}")
 
 
 if __name__ == "__main__":

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = "\n".join([f"# Benchmark: {args.output}", "", f"- Date: {stamp}",
                       f"- Command: `{' '.join(['python', *sys.orig_argv[1:]])}`",
-                      *(f"- {line}" for line in machine_description()),
+                      *(f"- {line}" for line in machine_description().values()),
                       "- Servers: `tito serve` in a child process each (uvicorn, one worker, the model in one thread); "
                       "client: the open-loop load generator in this process; loopback HTTP/1.1 keep-alive, .npy request "
                       "bodies of one example, JSON answers. Percentiles are nearest-rank, from each request's scheduled "
