@@ -36,8 +36,10 @@ def test_an_unknown_command_is_named(capsys):
 
 
 def test_system_reports_every_check(capsys):
+    from tinytorch.doctor import healthy, run_doctor
+
     code, out = run(capsys, "system")
-    assert code == 0
+    assert code == (0 if healthy(run_doctor()) else 1)  # data sets may be missing here; tests/test_doctor.py covers both
     for name in ("Python", "NumPy", "C compiler", "compiled kernels", "OpenMP"):
         assert name in out
 

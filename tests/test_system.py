@@ -108,18 +108,6 @@ def test_openmp_check_reports_threads(monkeypatch):
     assert not check.ok and not check.required and "without OpenMP" in check.detail
 
 
-def test_data_check_reports_the_folder(monkeypatch, tmp_path):
-    monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path))
-    check = system.check_data()
-    assert check.ok and not check.required and check.detail == f"{tmp_path} (from TINYTORCH_DATA={tmp_path})"
-    monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path / "missing"))
-    check = system.check_data()
-    assert not check.ok and check.detail == f"TINYTORCH_DATA points to {tmp_path / 'missing'}, which does not exist"
-    (tmp_path / "file").write_text("")
-    monkeypatch.setenv("TINYTORCH_DATA", str(tmp_path / "file"))
-    assert "is not a folder" in system.check_data().detail
-
-
 def test_optional_packages_are_reported_not_required():
     absent = system.check_optional_package("tinytorch_no_such_package", "nothing")
     assert absent == system.Check("tinytorch_no_such_package", False, "not installed (optional: nothing)", required=False)
@@ -130,8 +118,8 @@ def test_optional_packages_are_reported_not_required():
 def test_run_checks_and_environment_ok():
     checks = system.run_checks()
     names = [c.name for c in checks]
-    assert names == ["Python", "NumPy", "C compiler", "compiled kernels", "OpenMP", "data folder", "torch"]
-    assert [c.name for c in checks if not c.required] == ["OpenMP", "data folder", "torch"]
+    assert names == ["Python", "NumPy", "C compiler", "compiled kernels", "OpenMP", "torch"]
+    assert [c.name for c in checks if not c.required] == ["OpenMP", "torch"]
     assert all(isinstance(c.ok, bool) and c.detail for c in checks)
     optional_failure = system.Check("torch", False, "not installed", required=False)
     required_failure = system.Check("Python", False, "too old")

@@ -131,3 +131,7 @@ from .core.training import (
     plot_training_history,
     save_checkpoint,
 )
+from .workspace import apply_environment as _apply_workspace_environment
+from .workspace import use_workspace
+
+_environment_workspace = _apply_workspace_environment()  # TINYTORCH_USE_WORKSPACE=<folder>: the student's functions run

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytorch.core import kernels
+from tinytorch.core.exercises import exercise
 
 MIN_PYTHON = (3, 11)
 MIN_NUMPY = (1, 26)
@@ -38,7 +39,7 @@ class Check:
     """The outcome of one environment check.
 
     ``required`` checks must pass for TinyTorch to work as the lessons expect; the others (OpenMP,
-    the data folder, PyTorch) only report what is available.
+    PyTorch) only report what is available.
     """
 
     name: str
@@ -47,6 +48,7 @@ class Check:
     required: bool = True
 
 
+@exercise
 def parse_version(text: str) -> tuple[int, ...]:
     """The numeric release at the start of a version string, as a tuple of ints.
 
@@ -76,6 +78,7 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.group().split("."))
 
 
+@exercise
 def version_at_least(version: str | tuple[int, ...], minimum: str | tuple[int, ...]) -> bool:
     """True when ``version`` is the same release as ``minimum`` or a later one.
 
@@ -168,21 +171,6 @@ def check_openmp() -> Check:
     return Check("OpenMP", False, "the kernels were built without OpenMP and run on one thread", required=False)
 
 
-def check_data() -> Check:
-    """The data folder (``TINYTORCH_DATA``, else the cache folder); optional until lesson 08."""
-    from tinytorch.core.data.files import DATA_ENV, data_root  # here: it imports pooch and requests
-
-    root = data_root()
-    source = f"{DATA_ENV}={os.environ[DATA_ENV]}" if os.environ.get(DATA_ENV) else "the default cache"
-    if root.is_dir():
-        return Check("data folder", True, f"{root} (from {source})", required=False)
-    if root.exists():
-        return Check("data folder", False, f"{root} (from {source}) is not a folder", required=False)
-    if os.environ.get(DATA_ENV):
-        return Check("data folder", False, f"{DATA_ENV} points to {root}, which does not exist", required=False)
-    return Check("data folder", True, f"{root} (the default cache; created by the first download)", required=False)
-
-
 def check_optional_package(name: str, purpose: str) -> Check:
     """Whether package ``name`` is installed, found without importing it; ``purpose`` says what it is for."""
     if importlib.util.find_spec(name) is None:
@@ -207,7 +195,6 @@ def run_checks() -> list[Check]:
         check_compiler(),
         check_kernels(),
         check_openmp(),
-        check_data(),
         check_torch(),
     ]
 

@@ -6,15 +6,20 @@ Usage:
   tito --version
 
 Commands:
-  system     Check the environment: Python, NumPy, compiler, compiled kernels, OpenMP, data, PyTorch.
+  system     doctor (every check and its fix), info (versions, CPU, kernels' build flags), map (the course map).
   lesson     Run lessons' doctests against the framework (or a workspace); 'all' runs every lesson.
-  module     A student's workspace: start a lesson, test it, see the progress.
+  module     A student's workspace: start, test and complete a lesson; status, reset, list.
   grade      Run a course: setup, release, collect, sandboxed autograde, review, feedback, export.
   kernels    Show which implementation each kernel runs on now.
   data       Which data sets are on disk and verified; fetch one.
   serve      Serve a model package over HTTP (micro-batching, metrics, A/B).
   loadtest   Open-loop load on a server: achieved rate and latency percentiles.
   benchmark  MLPerf's four inference scenarios on a saved model, with a report.
+  checkpoint The sixteen capability checkpoints: status, timeline, test, run.
+  run        Run a Python program with your workspace's functions inside the framework.
+  export     The original course's name for 'module complete'.
+  test       The original course's name for 'module test'.
+  book       Build the course book (HTML, with Sphinx).
 
 Run 'tito <command> --help' for a command's own options.
 
@@ -42,6 +47,11 @@ COMMANDS: dict[str, str] = {
     "serve": "serve",
     "loadtest": "loadtest",
     "benchmark": "benchmark",
+    "checkpoint": "checkpoint",
+    "run": "run",
+    "export": "export",
+    "test": "test",
+    "book": "book",
 }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .autograd import Function
 from .erf import erf
+from .exercises import exercise
 from .module import Module
 from .ops.elementwise import ReLU as _ReLUOp
 from .ops.elementwise import Sigmoid as _SigmoidOp
@@ -106,6 +107,7 @@ def relu(x: Tensor) -> Tensor:
     return _ReLUOp.apply(x)
 
 
+@exercise
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else ``negative_slope * x``: like ReLU, but negative inputs keep a small gradient.
 
@@ -146,6 +148,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return GELUFunction.apply(x, approximate=approximate)
 
 
+@exercise
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """Probabilities along ``axis``: ``exp(x) / sum(exp(x))``, each slice summing to 1.
 
@@ -167,6 +170,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return _SoftmaxOp.apply(x, axis=axis)
 
 
+@exercise
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along ``axis``, computed stably as ``x - max - log(sum(exp(x - max)))``.
 

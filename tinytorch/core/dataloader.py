@@ -51,6 +51,7 @@ from .data.transforms import (
     crop_batch,
     flip_batch,
 )
+from .exercises import exercise
 from .random import generator
 from .tensor import Tensor
 
@@ -64,6 +65,7 @@ __all__ = [
 PREFETCH_THREAD_NAME = "tinytorch-prefetch"
 
 
+@exercise
 def batch_slices(num_samples: int, batch_size: int, drop_last: bool = False) -> list[slice]:
     """The positions of each batch in an epoch of ``num_samples`` samples, as slices.
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import no_grad
+from .exercises import exercise
 from .random import generator
 from .tensor import Tensor
 
@@ -72,6 +73,7 @@ def _fan(shape: tuple[int, ...], mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+@exercise
 def kaiming_uniform_bound(fan_in: int, a: float = 0.0) -> float:
     """The bound of Kaiming's uniform init for leaky-ReLU slope ``a``: ``sqrt(6 / ((1 + a**2) fan_in))``.
 
@@ -173,7 +175,8 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 
 def default_weight_init_(weight: Tensor, bias: Tensor | None) -> None:
     """PyTorch's default for Dense and Conv2D: weight Kaiming-uniform with ``a=sqrt(5)``, bias U(±1/sqrt(fan_in))."""
-    kaiming_uniform_(weight, a=math.sqrt(5))
+    bound = kaiming_uniform_bound(calculate_fan_in_and_fan_out(weight.shape)[0], a=math.sqrt(5))
+    uniform_(weight, -bound, bound)
     if bias is not None:
         bound = 1.0 / math.sqrt(calculate_fan_in_and_fan_out(weight.shape)[0])
         uniform_(bias, -bound, bound)

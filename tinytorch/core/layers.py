@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import Function
+from .exercises import exercise
 from .init import (
     calculate_fan_in_and_fan_out,
     calculate_gain,
@@ -92,6 +93,7 @@ class LinearFunction(Function):
         return dx, dw, db
 
 
+@exercise
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``x @ weight.T + bias`` over the last axis of ``x``: the computation of a Dense layer.
 
@@ -163,7 +165,7 @@ class Dense(Module):
                 raise ValueError(
                     f"{self.label()} got input of shape {x.shape}; the last dimension must be {self.in_features}"
                 )
-        return LinearFunction.apply(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)  # the exercise: a student's linear runs here when registered
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}" + ("" if self.bias is not None else ", bias=False")

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function
+from .exercises import exercise
 from .module import Module
 from .tensor import Tensor, log, relu
 
@@ -51,6 +52,7 @@ LOG_FLOOR = -100.0
 BCE_EPS = float(np.float32(1e-12))  # PyTorch's floor on p (1 - p) in the gradient of BCE (a float32 constant there)
 
 
+@exercise
 def softmax_cross_entropy(
     logits: np.ndarray, labels: np.ndarray, label_smoothing: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .exercises import exercise
 from .tensor import Tensor
 
 __all__ = [
@@ -70,6 +71,7 @@ def _labels(op: str, labels: Any, n: int) -> np.ndarray:
     return y.astype(np.int64)
 
 
+@exercise
 def accuracy(predictions: Any, labels: Any) -> float:
     """The fraction of samples whose predicted class equals the label.
 
@@ -82,6 +84,7 @@ def accuracy(predictions: Any, labels: Any) -> float:
     return float(np.mean(predicted == truth)) if len(truth) else 0.0
 
 
+@exercise
 def compute_confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:
     """Count each (true class, predicted class) pair.
 
@@ -161,7 +164,8 @@ class Accuracy(Metric):
 
     def update(self, predictions: Any, labels: Any) -> None:
         predicted = predicted_classes(predictions, self.threshold)
-        self.correct += int(np.sum(predicted == _labels("Accuracy", labels, len(predicted))))
+        truth = _labels("Accuracy", labels, len(predicted))
+        self.correct += round(accuracy(predicted, truth) * len(predicted))  # the exercise counts, so a student's runs here
         self.total += len(predicted)
 
     def compute(self) -> float:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .activations import ReLU
+from .exercises import exercise
 from .layers import Dense
 from .module import Module
 from .tensor import Tensor
@@ -135,6 +136,7 @@ class MLP(Sequential):
             self.append(_make_activation(output_activation))
 
 
+@exercise
 def create_mlp(
     input_size: int,
     hidden_sizes: Sequence[int],
@@ -165,6 +167,7 @@ def create_mlp(
     return MLP(input_size, hidden_sizes, output_size, activation, output_activation)
 
 
+@exercise
 def mlp_parameter_count(input_size: int, hidden_sizes: Sequence[int], output_size: int) -> int:
     """Parameters of an MLP with biases: ``sum(n_in * n_out + n_out)`` over consecutive layer sizes.
 
@@ -175,6 +178,7 @@ def mlp_parameter_count(input_size: int, hidden_sizes: Sequence[int], output_siz
     return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
 
 
+@exercise
 def mlp_forward_flops(batch_size: int, input_size: int, hidden_sizes: Sequence[int], output_size: int) -> int:
     """Floating-point operations of an MLP's forward pass, counting the matrix products only.
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function
+from .exercises import exercise
 from .init import ones_, zeros_
 from .module import Module, Parameter, as_input
 from .tensor import Tensor
@@ -62,6 +63,7 @@ class LayerNormFunction(Function):
         return dx, (grad * xhat if need_w else None), (grad if need_b else None)
 
 
+@exercise
 def layer_norm(
     x: Tensor,
     normalized_shape: int | Sequence[int],
@@ -116,7 +118,7 @@ class LayerNorm(Module):
             raise ValueError(
                 f"{self.label()} got input of shape {x.shape}; its last dimensions must be {self.normalized_shape}"
             )
-        return LayerNormFunction.apply(x, self.weight, self.bias, ndim=n, eps=self.eps)
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)  # a student's, when registered
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}" + ("" if self.elementwise_affine else ", elementwise_affine=False")

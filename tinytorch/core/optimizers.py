@@ -39,6 +39,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import note_write
+from .exercises import exercise
 from .schedulers import (
     CosineAnnealingLR,
     LRScheduler,
@@ -470,6 +471,7 @@ class RMSprop(Optimizer):
         )
 
 
+@exercise
 def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0) -> float:
     """Scale the gradients of ``parameters`` in place so that their joint norm is at most ``max_norm``.
 
@@ -502,6 +504,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm
     return total
 
 
+@exercise
 def adam_update(
     param: np.ndarray,
     grad: np.ndarray,

@@ -22,10 +22,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping
 
+from .exercises import exercise
+
 if TYPE_CHECKING:
     from .optimizers import Optimizer
 
 
+@exercise
 def cosine_lr(step: int, total_steps: int, base_lr: float, min_lr: float = 0.0, warmup_steps: int = 0) -> float:
     """The learning rate at ``step`` (counted from 0) of a linear warm-up followed by a cosine decay.
 

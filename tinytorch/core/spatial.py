@@ -28,6 +28,7 @@ import numpy as np
 
 from . import kernels
 from .autograd import Function
+from .exercises import exercise
 from .init import default_weight_init_
 from .module import Module, Parameter, as_input
 from .normalization import BatchNorm
@@ -64,6 +65,7 @@ def _output_hw(
     return (hp - kernel[0]) // stride[0] + 1, (wp - kernel[1]) // stride[1] + 1
 
 
+@exercise
 def conv2d_output_shape(input_hw: tuple[int, int], kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0) -> tuple[int, int]:
     """The (Ho, Wo) a convolution or pooling window produces on an (H, W) input.
 
@@ -88,6 +90,7 @@ def conv2d_output_shape(input_hw: tuple[int, int], kernel_size: IntPair, stride:
     return _output_hw("conv2d_output_shape", tuple(input_hw), kernel, step, pad)
 
 
+@exercise
 def im2col(x: Any, kernel_size: IntPair, stride: IntPair = 1, padding: IntPair = 0) -> np.ndarray:
     """Every (C, KH, KW) window of an (N, C, H, W) image batch, flattened into one row each.
 

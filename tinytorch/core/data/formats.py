@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..exercises import exercise
 from .files import DataFormatError
 
 CIFAR10_SHAPE = (3, 32, 32)
@@ -26,6 +27,7 @@ CIFAR10_RECORD_BYTES = 1 + int(np.prod(CIFAR10_SHAPE))
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+@exercise
 def parse_cifar10_records(raw: bytes, source: str = "CIFAR-10 data") -> tuple[np.ndarray, np.ndarray]:
     """Split the bytes of a CIFAR-10 binary batch file into images and labels.
 

@@ -24,10 +24,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..exercises import exercise
 from ..random import generator
 from ..tensor import Tensor
 
 
+@exercise
 def crop_batch(images: np.ndarray, top: np.ndarray, left: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Cut a window out of every image of a batch, each at its own position, with one gather.
 
@@ -58,6 +60,7 @@ def crop_batch(images: np.ndarray, top: np.ndarray, left: np.ndarray, size: int 
     return windows[np.arange(n), :, top, left]  # the advanced indices pick (N,), then C, h, w follow
 
 
+@exercise
 def flip_batch(images: np.ndarray, flip: np.ndarray) -> np.ndarray:
     """Mirror left-right the images whose ``flip`` entry is True; the others are copied as they are.
 
