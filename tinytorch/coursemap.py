@@ -173,15 +173,18 @@ class CourseMap:
                 owner = next((m for m in self.lesson_modules if m.rpartition(".")[0] == package), None)
                 if owner is not None:
                     places[module] = self.lesson_modules[owner]
-        # What the bottom layer imports is bottom layer too; any other module is a helper of the
-        # earliest lesson whose code imports it (found once every user of it is placed).
+        # What the bottom layer imports is bottom layer too (whatever else imports it) ...
+        frontier = [m for m, place in places.items() if place == BOTTOM]
+        while frontier:
+            for target in self.imports.get(frontier.pop(), ()):
+                if target not in places:
+                    places[target] = BOTTOM
+                    frontier.append(target)
+        # ... and any other module is a helper of the earliest lesson whose code imports it, placed
+        # once every module that imports it is.
         changed = True
         while changed:
             changed = False
-            for module, targets in self.imports.items():
-                if places.get(module) == BOTTOM:
-                    for target in targets - places.keys():
-                        places[target], changed = BOTTOM, True
             for module in self.imports.keys() - places.keys():
                 users = [m for m, targets in self.imports.items() if module in targets]
                 if all(u in places for u in users):
