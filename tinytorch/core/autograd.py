@@ -532,3 +532,5 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
 
 # tensor.py imports this module, so Tensor can only be imported once this module is complete.
 from .tensor import Tensor  # noqa: E402
+
+Variable = Tensor  # the original course's name for Tensor

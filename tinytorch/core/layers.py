@@ -63,6 +63,15 @@ def _positive_int(layer: str, name: str, value: Any) -> int:
 
 
 # -- Dense ------------------------------------------------------------------------------------------
+def _one_of(layer: str, name: str, value: Any, old_name: str, old_value: Any) -> Any:
+    """An argument given under its name or under the original course's name for it, not both, not neither."""
+    if value is not None and old_value is not None:
+        raise TypeError(f"{layer}: give {name} or {old_name} (the original course's name for it), not both")
+    if value is None and old_value is None:
+        raise TypeError(f"{layer}: missing {name} (also accepted as {old_name})")
+    return value if value is not None else old_value
+
+
 class LinearFunction(Function):
     """y = x @ W.T + b over the last axis of x.
 
@@ -132,7 +141,8 @@ class Dense(Module):
     Parameters
     ----------
     in_features, out_features : int
-        Sizes of each input and output vector.
+        Sizes of each input and output vector (the original course's keywords ``input_size`` and
+        ``output_size`` name them too).
     bias : bool
         Learn an additive bias (default True).
 
@@ -140,13 +150,24 @@ class Dense(Module):
     ----------
     weight : Parameter
         (out_features, in_features), initialised as PyTorch does: Kaiming-uniform with
-        ``a = sqrt(5)``, i.e. U(-1/sqrt(in_features), 1/sqrt(in_features)).
+        ``a = sqrt(5)``, i.e. U(-1/sqrt(in_features), 1/sqrt(in_features)). (The original course kept
+        ``weights`` as (in, out); the layout here is PyTorch's, so state dicts move between the two.)
     bias : Parameter or None
         (out_features,), U(-1/sqrt(in_features), 1/sqrt(in_features)).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+    def __init__(
+        self,
+        in_features: int | None = None,
+        out_features: int | None = None,
+        bias: bool = True,
+        *,
+        input_size: int | None = None,
+        output_size: int | None = None,
+    ):
         super().__init__()
+        in_features = _one_of("Dense", "in_features", in_features, "input_size", input_size)
+        out_features = _one_of("Dense", "out_features", out_features, "output_size", output_size)
         self.in_features = _positive_int("Dense", "in_features", in_features)
         self.out_features = _positive_int("Dense", "out_features", out_features)
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=np.float32))

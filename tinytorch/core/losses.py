@@ -42,6 +42,7 @@ __all__ = [
     "MSELoss",
     "MeanSquaredError",
     "BinaryCrossEntropyLoss",
+    "BinaryCrossEntropy",
     "BCELoss",
     "BCEWithLogitsLoss",
 ]
@@ -283,4 +284,5 @@ class BCEWithLogitsLoss(_Loss):
 
 #: the seed course's names for the same losses
 MeanSquaredError = MSELoss
+BinaryCrossEntropy = BinaryCrossEntropyLoss
 BCELoss = BinaryCrossEntropyLoss

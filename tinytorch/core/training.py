@@ -34,9 +34,11 @@ from . import metrics as _metrics
 from .autograd import no_grad
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 from .checkpoint import CheckpointError, load_checkpoint, load_state, restore_state, save_checkpoint, save_state
+from .dataloader import DataLoader  # where the original course imported it from
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
+    BinaryCrossEntropy,
     BinaryCrossEntropyLoss,
     CrossEntropyLoss,
     MeanSquaredError,
@@ -69,6 +71,7 @@ from .tensor import Tensor
 # Everything lesson 11 teaches is importable from here, including what lives in the helper modules.
 __all__ = [
     "Trainer",
+    "DataLoader",
     "evaluate_model",
     "plot_training_history",
     *_callbacks.__all__,
