@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.checkpoints.data import real_images
+from tinytorch.checkpoints.loop import held_out_accuracy, train_epochs
 from tinytorch.checkpoints.probe import Probe
 
 TRAIN, HELD_OUT, EPOCHS, BATCH = 3000, 1000, 2, 50
@@ -60,14 +61,6 @@ def run(probe: Probe) -> None:
     probe.step(f"training on {TRAIN} MNIST digits for {EPOCHS} epochs (batches of {BATCH})")
     optimizer, loss_fn = tt.Adam(model.parameters(), lr=0.003), tt.CrossEntropyLoss()
     loader = tt.DataLoader(x_train, y_train, batch_size=BATCH, shuffle=True, seed=0)
-    for _ in range(EPOCHS):
-        for images, labels in loader:
-            optimizer.zero_grad()
-            loss = loss_fn(model(images), labels)
-            loss.backward()
-            optimizer.step()
-    probe.measure("last batch's training loss", float(loss.item()), at_most=1.0)
-    with tt.no_grad():
-        model.eval()
-        predicted = np.concatenate([model(tt.tensor(x_test[i : i + 250])).data.argmax(axis=1) for i in range(0, HELD_OUT, 250)])
-    probe.measure(f"accuracy on {HELD_OUT} held-out digits", float((predicted == y_test).mean()), at_least=0.9, headline=True)
+    probe.measure("last batch's training loss", train_epochs(model, optimizer, loss_fn, loader, EPOCHS), at_most=1.0)
+    accuracy = held_out_accuracy(model, x_test, y_test)
+    probe.measure(f"accuracy on {HELD_OUT} held-out digits", accuracy, at_least=0.9, headline=True)

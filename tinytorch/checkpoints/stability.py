@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinytorch.checkpoints.data import real_images
+from tinytorch.checkpoints.loop import held_out_accuracy, train_epochs
 from tinytorch.checkpoints.probe import Probe
 
 TRAIN, HELD_OUT, EPOCHS, BATCH, DEPTH, WIDTH, LR = 3000, 1000, 2, 50, 8, 64, 0.2
@@ -50,16 +51,8 @@ def train_and_score(normalized: bool, train_set, x_test: np.ndarray, y_test: np.
     optimizer, loss_fn = tt.SGD(model.parameters(), lr=LR, momentum=0.9), tt.CrossEntropyLoss()
     augment = tt.transforms.Compose([tt.transforms.RandomCrop(CROP), tt.transforms.RandomHorizontalFlip(0.5)])
     loader = tt.DataLoader(*train_set, batch_size=BATCH, shuffle=True, transform=augment, seed=0)
-    for _ in range(EPOCHS):
-        for images, labels in loader:
-            optimizer.zero_grad()
-            loss = loss_fn(model(images), labels)
-            loss.backward()
-            optimizer.step()
-    model.eval()
-    with tt.no_grad():
-        accuracy = float((model(tt.tensor(x_test)).data.argmax(axis=1) == y_test).mean())
-    return float(loss.item()), accuracy
+    last_loss = train_epochs(model, optimizer, loss_fn, loader, EPOCHS)
+    return last_loss, held_out_accuracy(model, x_test, y_test)
 
 
 def run(probe: Probe) -> None:
