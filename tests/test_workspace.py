@@ -110,6 +110,7 @@ def test_a_kernel_lesson_registers_the_students_kernels(ws):
         assert kernels.describe()["maxpool2d_backward"] != kernels.describe()["maxpool2d_forward"]
         tt.MaxPool2D(2)(tt.randn(1, 1, 4, 4))
         module = workspace.files[0].module
+        assert workspace.calls() == {"tinytorch._kernels.reference.maxpool2d_forward": 1}
     assert module.CALLS == ["forward"]
     assert not kernels.describe()["maxpool2d_forward"].startswith("registered")
 

@@ -95,7 +95,6 @@ def run(key: str, workspace: Path | None = None, log: Callable[[str], None] | No
     ``log`` receives each step and measurement as it happens (``tito checkpoint run``).
     """
     import tinytorch
-    from tinytorch.core import exercises
     from tinytorch.workspace import lesson_files, use_workspace
     from tinytorch.workspace.files import WorkspaceError
 
@@ -121,7 +120,6 @@ def run(key: str, workspace: Path | None = None, log: Callable[[str], None] | No
             if leading is not None and not leading.complete:
                 raise CheckpointFailed(f"lesson {lesson.name}: {_not_yours(leading)}")
             substituted = use_workspace(Path(workspace), lessons_up_to(lesson))
-            before = exercises.calls()
             result.functions = {k: {"file": name, "calls": None} for k, name in substituted.functions().items()}
         tinytorch.manual_seed(0)
         with substituted if substituted is not None else contextlib.nullcontext():
@@ -132,10 +130,9 @@ def run(key: str, workspace: Path | None = None, log: Callable[[str], None] | No
                     checkpoint.test().run(probe)
             finally:
                 if substituted is not None:
-                    counts = exercises.calls()
+                    counts = substituted.calls()
                     for k, entry in result.functions.items():
-                        if k in counts:
-                            entry["calls"] = counts[k] - before.get(k, 0)
+                        entry["calls"] = counts.get(k)
         result.status = PASSED
     except CheckpointFailed as failure:
         result.failure = str(failure)

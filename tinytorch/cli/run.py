@@ -28,7 +28,6 @@ from tinytorch.cli.module import workspace_of
 
 def main(argv: list[str], console: Console) -> int:
     from tinytorch import use_workspace
-    from tinytorch.core import exercises
     from tinytorch.workspace.files import WorkspaceError
 
     # Everything after the program's path is the program's own: split there before docopt reads ours.
@@ -48,7 +47,6 @@ def main(argv: list[str], console: Console) -> int:
     yours = workspace.functions()
     console.print(f"running {script} with {len(yours)} function(s) of yours from {folder}: "
                   + escape(", ".join(k.rsplit(".", 1)[1] for k in sorted(yours)) or "none written yet"))
-    before = exercises.calls()
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(script), *program_args]
     sys.path.insert(0, str(script.resolve().parent))  # as `python script.py` does: the program's folder first
@@ -60,10 +58,9 @@ def main(argv: list[str], console: Console) -> int:
             except SystemExit as exit_:
                 status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
             finally:
-                after = exercises.calls()
+                ran = workspace.calls()
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
     for key in sorted(yours):
-        ran = after.get(key, 0) - before.get(key, 0)
-        console.print(f"  yours: {key.rsplit('.', 1)[1]} ({yours[key]})" + (f": called {ran} time(s)" if key in after else ""))
+        console.print(f"  yours: {key.rsplit('.', 1)[1]} ({yours[key]})" + (f": called {ran[key]} time(s)" if key in ran else ""))
     return status

@@ -21,8 +21,10 @@ from ``import tinytorch`` on; ``tito run script.py --workspace <folder>`` for on
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Callable, Iterable
 
 ENV_VAR = "TINYTORCH_USE_WORKSPACE"
@@ -39,14 +41,22 @@ class Workspace:
         Each lesson file found, loaded, with the state of every exercise.
     """
 
-    def __init__(self, path: Path, files: list, closers: list[Callable[[], None]]):
+    def __init__(self, path: Path, files: list, closers: list[Callable[[], None]], kernel_calls: dict[str, int]):
         self.path = path
         self.files = files
         self._closers = closers
+        self._kernel_calls = kernel_calls
 
     def functions(self) -> dict[str, str]:
         """The student's functions now running in the framework: registry key -> workspace file name."""
         return {e.key: f.path.name for f in self.files for e in f.exercises.values() if e.state == "yours"}
+
+    def calls(self) -> dict[str, int]:
+        """How many times each of the student's functions has run since the workspace was put in use."""
+        from tinytorch.core import exercises
+
+        mine = self.functions()
+        return {**{k: n for k, n in exercises.calls().items() if k in mine}, **self._kernel_calls}
 
     def close(self) -> None:
         """Remove this workspace's registrations, newest first. Closing twice does nothing."""
@@ -106,7 +116,8 @@ def use_workspace(path: str | os.PathLike, lessons: Iterable | None = None) -> W
     folder = Path(path)
     files = lesson_files(folder, lessons)
     closers: list[Callable[[], None]] = []
-    workspace = Workspace(folder, files, closers)
+    kernel_calls: dict[str, int] = {}
+    workspace = Workspace(folder, files, closers, kernel_calls)
     try:
         for loaded in files:
             mine = {name: e for name, e in loaded.exercises.items() if e.state == "yours"}
@@ -114,7 +125,7 @@ def use_workspace(path: str | os.PathLike, lessons: Iterable | None = None) -> W
                 continue
             origin = str(loaded.path)
             if loaded.lesson.module == reference.__name__:  # a kernel lesson: its exercises are kernels
-                closers.append(kernels.register(loaded.module, names=list(mine)).__exit__)
+                closers.append(kernels.register(_counted_kernels(mine.values(), origin, kernel_calls)).__exit__)
                 continue
             closers.append(exercises.register({e.key: e.function for e in mine.values()}, origin).close)
             for e in mine.values():
@@ -125,6 +136,25 @@ def use_workspace(path: str | os.PathLike, lessons: Iterable | None = None) -> W
         workspace.close()
         raise
     return workspace
+
+
+def _counted_kernels(mine: Iterable, origin: str, counts: dict[str, int]) -> ModuleType:
+    """A module of the student's kernels, each counting its calls into ``counts`` (for ``kernels.register``)."""
+    module = ModuleType(f"kernels from {origin}")
+    module.__file__ = origin
+
+    def counting(key: str, function: Callable) -> Callable:
+        @functools.wraps(function)
+        def call(*args, **kwargs):
+            counts[key] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    for exercise in mine:
+        counts[exercise.key] = 0
+        setattr(module, exercise.name, counting(exercise.key, exercise.function))
+    return module
 
 
 def apply_environment() -> Workspace | None:
