@@ -15,7 +15,9 @@ Every module of the package is placed in the course:
 An import is read wherever it is written (also inside a function: it runs when that function
 does), except under ``if TYPE_CHECKING:``, which never runs. An import *against the course* is
 one from a module into a lesson that comes later, or from the bottom layer into anything above
-it: ``violations()`` lists them, and the test suite fails on any, so the map cannot lie.
+it: ``violations()`` lists them, and the test suite fails on any, so the map cannot lie. (Reading
+a name from the package itself, ``from tinytorch import __version__``, is not one: Python runs the
+package's ``__init__`` before any of its modules.)
 
 >>> course = CourseMap.measure()
 >>> course.violations()
@@ -167,10 +169,10 @@ class CourseMap:
                 places[module] = self.lesson_modules[module]
             elif _within(module, taught_with):
                 places[module] = next(TAUGHT_WITH[p] for p in taught_with if _within(module, (p,)))
-        for module in self.imports:  # the rest of a lesson's own package (core/compression/ with its :module:)
+        for module in self.imports:  # the rest of a lesson's own package (core/benchmarking/ with its :module:)
             package = module.rpartition(".")[0]
             if module not in places and package not in (PACKAGE, f"{PACKAGE}.core"):
-                owner = next((m for m in self.lesson_modules if m.rpartition(".")[0] == package), None)
+                owner = next((m for m in self.lesson_modules if package in (m, m.rpartition(".")[0])), None)
                 if owner is not None:
                     places[module] = self.lesson_modules[owner]
         # What the bottom layer imports is bottom layer too (whatever else imports it) ...
@@ -208,7 +210,7 @@ class CourseMap:
                 continue
             for target in sorted(targets):
                 there = self.places[target]
-                if there == BOTTOM:
+                if there == BOTTOM or target == PACKAGE:  # Python runs the package's __init__ before any module of it
                     continue
                 if here == BOTTOM:
                     found.append(f"{module} (bottom layer) imports {target} (lesson {there}, above it)")

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .exercises import exercise
 from .observers import observing
 
 Shape = tuple[int, ...]
@@ -61,6 +62,7 @@ def _pair(op: str, name: str, value: Any) -> tuple[int, int]:
     return (int(value), int(value)) if np.ndim(value) == 0 else _ints(op, name, value, 2)  # type: ignore[return-value]
 
 
+@exercise
 def conv2d_flops(input_shape: Iterable[int], weight_shape: Iterable[int], stride: Any = 1, padding: Any = 0) -> int:
     """FLOPs of one 2-D convolution's forward pass, a multiply-add counted as 2 (bias not counted).
 

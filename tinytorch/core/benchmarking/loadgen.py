@@ -20,11 +20,13 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from ..exercises import exercise
 from .results import BenchmarkResult
 from .settings import BenchmarkScenario, TestSettings
 from .statistics import early_stopping_latency, percentile, server_early_stopping
 
 
+@exercise
 def poisson_arrivals(qps: float, count: int, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Arrival times (seconds from the start) of ``count`` queries of a Poisson process at ``qps`` per second.
 

@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..exercises import exercise
+
 #: LoadGen's early-stopping confidence and tolerance (``results.cc``: ``confidence = 0.99``, ``tolerance = 0``)
 CONFIDENCE = 0.99
 TOLERANCE = 0.0
@@ -45,6 +47,7 @@ def _sorted_values(op: str, values: Any) -> np.ndarray:
     return np.sort(array)
 
 
+@exercise
 def percentile(values: Sequence[float], p: float) -> float:
     """The ``p`` quantile (0 <= p < 1) as MLPerf LoadGen computes it: ``sorted(values)[int(n * p)]``.
 
