@@ -57,7 +57,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint("11", "Regularization", "Can I prevent overfitting and build robust models?", None),
     Checkpoint("12", "Kernels", "Can I implement high-performance computational kernels?", "kernels"),
     Checkpoint("13", "Benchmarking", "Can I analyze performance and identify bottlenecks?", "benchmarking"),
-    Checkpoint("14", "Deployment", "Can I deploy and monitor ML systems in production?", None),
+    Checkpoint("14", "Deployment", "Can I deploy and monitor ML systems in production?", "deployment"),
     Checkpoint("15", "Capstone", "Can I build complete end-to-end ML systems from scratch?", None),
 )
 

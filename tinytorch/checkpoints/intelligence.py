@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinytorch.checkpoints.loop import fit_full_batch
 from tinytorch.checkpoints.probe import Probe
 
 STEPS = 200
@@ -29,13 +30,7 @@ def rings(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 def train(model, x, y, steps: int) -> None:
     import tinytorch as tt
 
-    optimizer = tt.Adam(model.parameters(), lr=0.03)
-    loss_fn = tt.NLLLoss()
-    inputs = tt.tensor(x)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        loss_fn(model(inputs), y).backward()
-        optimizer.step()
+    fit_full_batch(model, tt.Adam(model.parameters(), lr=0.03), tt.NLLLoss(), x, y, steps)
 
 
 def accuracy_of(model, x, y) -> float:

@@ -1,4 +1,4 @@
-"""The training loop and the held-out score the learning checkpoints share."""
+"""The training loops and the held-out score the learning checkpoints share."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ def held_out_accuracy(model, images: np.ndarray, labels: np.ndarray, batch: int 
     with tt.no_grad():
         predicted = np.concatenate([model(tt.tensor(images[i : i + batch])).data.argmax(axis=1) for i in range(0, len(images), batch)])
     return float((predicted == labels).mean())
+
+
+def fit_full_batch(model, optimizer, loss_fn, inputs, targets, steps: int) -> float:
+    """``steps`` gradient steps on the whole of a small data set at once; return the last loss."""
+    import tinytorch as tt
+
+    inputs = tt.tensor(inputs)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    return float(loss.item())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinytorch.checkpoints.loop import fit_full_batch
 from tinytorch.checkpoints.probe import Probe
 
 STEPS = 400
@@ -52,12 +53,7 @@ def run(probe: Probe) -> None:
     x_train, y_train = spirals(batch, rng)
     x_test, y_test = spirals(batch, rng)
     probe.step(f"training it on three spirals ({STEPS} Adam steps)")
-    optimizer, loss_fn = tt.Adam(net.parameters(), lr=0.01), tt.CrossEntropyLoss()
-    inputs = tt.tensor(x_train)
-    for _ in range(STEPS):
-        optimizer.zero_grad()
-        loss_fn(net(inputs), y_train).backward()
-        optimizer.step()
+    fit_full_batch(net, tt.Adam(net.parameters(), lr=0.01), tt.CrossEntropyLoss(), x_train, y_train, STEPS)
     with tt.no_grad():
         accuracy = float((net(tt.tensor(x_test)).data.argmax(axis=1) == y_test).mean())
     probe.measure("held-out accuracy on the spirals", accuracy, at_least=0.9, headline=True)

@@ -32,12 +32,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..exercises import exercise
 from .extras import require
 from .percentiles import summarize
 
 __all__ = ["route_request", "paired_accuracy_comparison", "PairedComparison", "ABRecorder"]
 
 
+@exercise
 def route_request(request_id: str, weights: Sequence[float] = (0.5, 0.5), salt: str = "") -> int:
     """The arm (0, 1, ...) a request goes to, decided by its id alone.
 

@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..exercises import exercise
 from .extras import require
 
 __all__ = ["DriftDetector", "DriftReport", "FeatureDrift", "ks_statistic", "population_stability_index",
@@ -50,6 +51,7 @@ SMALL_REFERENCE = 1000  # up to this many reference rows, statistical tests; abo
 FEW_VALUES = 5  # a numerical feature with at most this many distinct values is treated as categorical
 
 
+@exercise
 def ks_statistic(reference: Any, current: Any) -> float:
     """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs.
 
@@ -102,6 +104,7 @@ def _fill_empty(shares: np.ndarray) -> np.ndarray:
     return np.where(shares == 0, smallest / 1e6 if smallest <= 1e-4 else 1e-4, shares)
 
 
+@exercise
 def population_stability_index(reference: Any, current: Any, categorical: bool = False) -> float:
     """The population stability index of ``current`` against ``reference``: ``sum((r - c) * ln(r / c))``.
 
