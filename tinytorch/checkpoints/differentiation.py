@@ -4,7 +4,8 @@ Led to by lesson 09 (``unbroadcast``, ``topological_order``). A small network (D
 LayerNorm, Dense, a broadcast per-class scale and log-softmax) is differentiated by the backward
 engine and checked against central differences in float64, for its input and every parameter.
 The student's two functions are then run on that network's real graph: ``topological_order``
-must list every tensor the loss depends on, loss first and each before its inputs, and
+must list every node the loss's gradient flows through, the loss's first and each before the
+nodes of its inputs, and
 ``unbroadcast`` must reduce the gradient of every broadcast in the graph to the shape of what
 was broadcast, as the engine does.
 """
@@ -41,6 +42,7 @@ def network(rng: np.random.Generator):
 def run(probe: Probe) -> None:
     import tinytorch as tt
     from tinytorch.core import autograd, exercises
+    from tinytorch.core.autograd import Context
     from tinytorch.testing import GradcheckError, gradcheck
 
     topological_order = exercises.implementation(autograd.topological_order)
@@ -63,30 +65,33 @@ def run(probe: Probe) -> None:
     loss = (loss_of(x) * tt.tensor(rng.standard_normal((4, 3)))).sum()
     order = list(topological_order(loss))
     expected = framework_order(loss)
-    position = {id(t): i for i, t in enumerate(order)}
-    probe.check("the loss comes first", bool(order) and order[0] is loss, f"the first tensor has shape {getattr(order[0], 'shape', None) if order else None}")
-    missing = [t for t in expected if id(t) not in position]
+    position = {id(node): i for i, node in enumerate(order)}
+    probe.check("the loss's node comes first", bool(order) and order[0] is loss.grad_fn,
+                f"the first entry is {order[0]!r}" if order else "the order is empty")
+    missing = [node for node in expected if id(node) not in position]
     probe.check(
-        "every tensor the loss depends on is listed once",
+        "every node the loss depends on is listed once",
         not missing and len(order) == len(expected) == len(position),
         f"{len(order)} listed ({len(position)} distinct), the graph has {len(expected)}",
     )
-    late = 0
-    for tensor in order:
-        node = tensor.grad_fn
-        for parent in node.inputs if node is not None else ():
-            if getattr(parent, "requires_grad", False) and position.get(id(parent), -1) <= position[id(tensor)]:
-                late += 1
-    probe.measure("inputs listed before the tensor made from them", late, at_most=0)
-    probe.measure("graph tensors ordered", len(order), at_least=len(expected), unit=f"of {len(expected)}", headline=True)
+    late = sum(
+        1
+        for node in order
+        for parent in node.parents
+        if isinstance(parent, Context) and position.get(id(parent), -1) <= position[id(node)]
+    )
+    probe.measure("nodes listed after a node made from them", late, at_most=0)
+    probe.measure("graph nodes ordered", len(order), at_least=len(expected), unit=f"of {len(expected)}", headline=True)
 
     probe.step("reducing the gradient of every broadcast in the graph with unbroadcast")
     cases = list(EDGE_CASES)
-    for tensor in expected:
-        node = tensor.grad_fn
-        for parent in node.inputs if node is not None else ():
-            if getattr(parent, "requires_grad", False) and parent.shape != tensor.shape and _broadcasts(parent.shape, tensor.shape):
-                cases.append((tensor.shape, parent.shape))
+    for node in expected:
+        for parent in node.parents:
+            if parent is None:
+                continue
+            shape = tuple(parent.output_shape) if isinstance(parent, Context) else tuple(parent.shape)
+            if shape != tuple(node.output_shape) and _broadcasts(shape, tuple(node.output_shape)):
+                cases.append((tuple(node.output_shape), shape))
     wrong = []
     for grad_shape, shape in cases:
         grad = rng.standard_normal(grad_shape)
