@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_step()
     with tt.profiler.profile() as one_step:  # the timeline of a single step, for Perfetto
         train_step()
-    with tt.profiler.profile() as training:
+    with tt.profiler.profile(record_shapes=True) as training:
         for _ in range(steps):
             train_step()
 

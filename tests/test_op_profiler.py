@@ -88,7 +88,7 @@ def test_flops_of_a_training_step_equal_count_flops():
 
 def test_grouping_by_input_shape_splits_rows():
     a, b = tt.randn(4, 8), tt.randn(8, 8)
-    with tt.profiler.profile() as prof:
+    with tt.profiler.profile(record_shapes=True) as prof:
         a @ b
         a @ b
         b @ b
@@ -101,6 +101,9 @@ def test_grouping_by_input_shape_splits_rows():
     ]
     table = grouped.table()
     assert "Input Shapes" in table and "[[4, 8], [8, 8]]" in table
+    with tt.profiler.profile() as lean:  # without record_shapes only the ops FLOPs are counted for keep theirs
+        (a @ b).relu()
+    assert {e.name: e.input_shapes for e in lean.events()} == {"MatMul": ((4, 8), (8, 8)), "ReLU": (), "kernels.relu_forward": ()}
 
 
 def test_the_table_has_pytorchs_columns_and_footer():
@@ -216,7 +219,7 @@ def test_a_profiler_runs_once_and_answers_only_after_it_stopped():
     with pytest.raises(RuntimeError, match="already run"):
         prof.start()
     with pytest.raises(ValueError, match="record_shapes=True"):
-        with tt.profiler.profile(record_shapes=False, with_flops=False) as bare:
+        with tt.profiler.profile() as bare:
             tt.ones(2) * 2.0
         bare.key_averages(group_by_input_shape=True)
 

@@ -1,7 +1,7 @@
 """The op profiler (lesson 14): where a model's time goes, op by op, forward and backward.
 
 Inside ``with Profiler() as prof:`` every op's forward and backward, every kernel call and every
-``record_function`` block becomes an *event* with its start and end time, the shapes it was given,
+``record_function`` block becomes an *event* with its start and end time, the shapes it was given (``record_shapes=True``),
 its FLOPs, and (with ``profile_memory=True``) the bytes it left allocated. Events nest: a kernel
 call runs inside the op that calls it, which runs inside a ``record_function`` block. An event's
 *total* time is its whole span; its *self* time leaves out the events inside it, so the self times
@@ -44,14 +44,20 @@ _clock = time.perf_counter_ns
 _active: list[Profiler] = []  # running profilers, innermost last: where record_function reports
 
 
+# While recording, an event is a plain list (cheaper to make than an object: the profiler's cost per
+# op is mostly this bookkeeping); stop() turns them into FunctionEvents.
+NAME, KIND, SHAPES, THREAD, PARENT, START, END, CHILD_NS, MEM_START, MEM, CHILD_MEM, FLOP_OP, PHASE, FLOPS, STACK = range(15)
+
+
 class Profiler:
     """Record every op, kernel call and ``record_function`` block run inside a ``with`` block.
 
     Parameters
     ----------
     record_shapes : bool
-        Keep each event's input shapes (needed by ``key_averages(group_by_input_shape=True)``; the
-        FLOP counts use them as well).
+        Keep every event's input shapes (needed by ``key_averages(group_by_input_shape=True)``).
+        Off by default, as in PyTorch, because it costs time per event; the ops that FLOPs are
+        counted for keep theirs regardless.
     profile_memory : bool
         Measure the memory each event left allocated, through ``tracemalloc`` (NumPy reports every
         array allocation to it). This slows Python down noticeably, so it is off by default.
@@ -63,18 +69,19 @@ class Profiler:
 
     def __init__(
         self,
-        record_shapes: bool = True,
+        record_shapes: bool = False,
         profile_memory: bool = False,
         with_flops: bool = True,
         with_modules: bool = False,
     ):
-        self.record_shapes = record_shapes or with_flops
+        self.record_shapes = record_shapes
         self.profile_memory = profile_memory
         self.with_flops = with_flops
         self.with_modules = with_modules
+        self._records: list[list] = []
         self._events: list[FunctionEvent] = []
         self._local = threading.local()
-        self._all_stacks: list[list[FunctionEvent]] = []  # one per thread that ran an op
+        self._all_stacks: list[list[list]] = []  # one per thread that ran an op
         self._lock = threading.Lock()
         self._started_tracing = False
         self.start_ns: int | None = None
@@ -106,7 +113,8 @@ class Profiler:
                 self._close(stack, stack[-1], self.stop_ns)
         if self._started_tracing:
             tracemalloc.stop()
-        self._events.sort(key=lambda event: event.start_ns)
+        self._events = _to_events(self._records)
+        self._records = []
 
     def __enter__(self) -> Profiler:
         return self.start()
@@ -149,84 +157,105 @@ class Profiler:
         if self.stop_ns is None:
             raise RuntimeError(f"Profiler.{what}: the profiler is still running; read results after the with block")
 
-    # -- recording -----------------------------------------------------------------------------------
-    def _stack(self) -> list[FunctionEvent]:
-        """The open events of the calling thread, innermost last."""
+    # -- recording: the hot path, every op and kernel call comes through here, so it stays short ------
+    def _thread(self) -> tuple[list[list], int]:
+        """(the calling thread's open events, innermost last; its id)."""
         try:
-            return self._local.stack
+            return self._local.state
         except AttributeError:
-            stack = self._local.stack = []
-            self._local.thread = threading.get_ident()
+            state = self._local.state = ([], threading.get_ident())
             with self._lock:
-                self._all_stacks.append(stack)
-            return stack
+                self._all_stacks.append(state[0])
+            return state
 
-    def _open(self, name: str, kind: str, inputs: tuple) -> FunctionEvent:
-        # The hot path: every op and kernel call comes through here while profiling, so it stays short.
-        stack = self._stack()
-        shapes = tuple([a.shape if isinstance(a, np.ndarray) else None for a in inputs]) if self.record_shapes else ()
-        event = FunctionEvent(name, kind, shapes, self._local.thread, stack[-1] if stack else None)
+    def _open(self, name: str, kind: str, shapes: tuple) -> list:
+        stack, thread = self._thread()
+        record = [name, kind, shapes, thread, stack[-1] if stack else None, 0, 0, 0, 0, 0, 0, None, None, None, stack]
         if self.profile_memory:
-            event.memory_start = tracemalloc.get_traced_memory()[0]
-        stack.append(event)
-        event.start_ns = _clock()  # last, so the bookkeeping above is not counted in the event
-        return event
+            record[MEM_START] = tracemalloc.get_traced_memory()[0]
+        stack.append(record)
+        record[START] = _clock()  # last, so the bookkeeping above is not counted in the event
+        return record
 
-    def _finish(self, event: FunctionEvent) -> None:
+    def _finish(self, record: list) -> None:
         end = _clock()
-        stack = self._stack()
-        if stack and stack[-1] is event:
-            self._close(stack, event, end)
-        elif event in stack:  # an op that raised never reported its end: close what it left open
-            while self._close(stack, stack[-1], end) is not event:
+        stack = record[STACK]
+        if stack and stack[-1] is record:
+            self._close(stack, record, end)
+        elif any(open_record is record for open_record in stack):  # an op that raised never reported its end
+            while self._close(stack, stack[-1], end) is not record:
                 pass
-        # else: opened before this profiler started, or already closed by stop()
+        # else: already closed by stop()
 
-    def _close(self, stack: list[FunctionEvent], event: FunctionEvent, end: int) -> FunctionEvent:
+    def _close(self, stack: list[list], record: list, end: int) -> list:
         stack.pop()
-        event.end_ns = end
+        record[END] = end
+        parent = record[PARENT]
+        if parent is not None:
+            parent[CHILD_NS] += end - record[START]
         if self.profile_memory:
-            event.cpu_memory_usage = tracemalloc.get_traced_memory()[0] - event.memory_start
-            if event.parent is not None:
-                event.parent.child_memory += event.cpu_memory_usage
-        if event.parent is not None:
-            event.parent.child_ns += end - event.start_ns
-        self._events.append(event)
-        return event
+            record[MEM] = tracemalloc.get_traced_memory()[0] - record[MEM_START]
+            if parent is not None:
+                parent[CHILD_MEM] += record[MEM]
+        self._records.append(record)
+        return record
+
+    @staticmethod
+    def _shapes(values: tuple) -> tuple:
+        return tuple([v.shape if isinstance(v, np.ndarray) else None for v in values])
 
     # -- the observer protocol (see tinytorch.core.observers) -----------------------------------------
-    def op_begin(self, name: str, phase: str, inputs: tuple) -> FunctionEvent:
-        event = self._open(name if phase == "forward" else name + "Backward", "op", inputs)
-        if self.with_flops and name in FLOP_FORMULAS:
-            event.flop_op, event.phase = name, phase
-        return event
+    def op_begin(self, name: str, phase: str, inputs: tuple) -> list:
+        counted = self.with_flops and name in FLOP_FORMULAS
+        shapes = self._shapes(inputs) if counted or self.record_shapes else ()
+        record = self._open(name if phase == "forward" else name + "Backward", "op", shapes)
+        if counted:
+            record[FLOP_OP], record[PHASE] = name, phase
+        return record
 
-    def op_end(self, token: FunctionEvent, result: Any) -> None:
+    def op_end(self, token: list, result: Any) -> None:
         self._finish(token)
-        if token.flop_op is not None and result is not None:
-            output = shape_of(result) if token.phase == "forward" else computed_gradients(result)
-            token.flops = op_flops(token.flop_op, token.phase, token.input_shapes, output)
+        if token[FLOP_OP] is not None and result is not None:
+            output = shape_of(result) if token[PHASE] == "forward" else computed_gradients(result)
+            token[FLOPS] = op_flops(token[FLOP_OP], token[PHASE], token[SHAPES], output)
 
     def wrap_kernel(self, name: str, function: Callable) -> Callable:
         label = "kernels." + name
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            event = self._open(label, "kernel", args)
+            record = self._open(label, "kernel", self._shapes(args) if self.record_shapes else ())
             try:
                 return function(*args, **kwargs)
             finally:
-                self._finish(event)
+                self._finish(record)
 
         return call
 
-    def module_begin(self, module: Any, args: tuple) -> FunctionEvent | None:
+    def module_begin(self, module: Any, args: tuple) -> list | None:
         if not self.with_modules:
             return None
-        return self._open(f"{type(module).__name__}.forward", "module", args)
+        shapes = tuple([getattr(a, "shape", None) for a in args]) if self.record_shapes else ()
+        return self._open(f"{type(module).__name__}.forward", "module", shapes)
 
-    def module_end(self, token: FunctionEvent | None, output: Any) -> None:
+    def module_end(self, token: list | None, output: Any) -> None:
         if token is not None:
             self._finish(token)
+
+
+def _to_events(records: list[list]) -> list[FunctionEvent]:
+    """The recorded lists as FunctionEvents, parents linked, in the order they started."""
+    records.sort(key=lambda r: r[START])
+    events: dict[int, FunctionEvent] = {}
+    out = []
+    for r in records:
+        parent = events.get(id(r[PARENT])) if r[PARENT] is not None else None
+        event = FunctionEvent(r[NAME], r[KIND], r[SHAPES], r[THREAD], parent)
+        event.start_ns, event.end_ns, event.child_ns = r[START], r[END], r[CHILD_NS]
+        event.memory_start, event.cpu_memory_usage, event.child_memory = r[MEM_START], r[MEM], r[CHILD_MEM]
+        event.flop_op, event.phase, event.flops = r[FLOP_OP], r[PHASE], r[FLOPS]
+        events[id(r)] = event
+        out.append(event)
+    return out
 
 
 class record_function:
@@ -244,7 +273,7 @@ class record_function:
 
     def __init__(self, name: str):
         self.name = name
-        self._events: list[tuple[Profiler, FunctionEvent]] = []
+        self._events: list[tuple[Profiler, list]] = []
 
     def __enter__(self) -> record_function:
         self._events = [(p, p._open(self.name, "user", ())) for p in _active]
