@@ -175,3 +175,44 @@ def test_checkpoint_matches_plain_autograd():
         lambda x, w: ((x @ w).tanh() @ w).sum(1),
         x, w,
     )
+
+
+# -- result dtypes: PyTorch's promotion rules, for every mix of operands ----------------------------
+OPERANDS = {
+    "float32 tensor": lambda fw: fw.tensor([[1.5, 2.0], [0.5, 3.0]], dtype=fw.float32),
+    "float64 tensor": lambda fw: fw.tensor([[1.5, 2.0], [0.5, 3.0]], dtype=fw.float64),
+    "int64 tensor": lambda fw: fw.tensor([[1, 2], [3, 4]], dtype=fw.int64),
+    "int32 tensor": lambda fw: fw.tensor([[1, 2], [3, 4]], dtype=fw.int32),
+    "bool tensor": lambda fw: fw.tensor([[True, True], [False, True]]),
+    "python float": lambda fw: 2.5,
+    "python int": lambda fw: 3,
+}
+BINARY = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b}
+
+
+# PyTorch refuses to subtract booleans, and dividing by a boolean divides by zero where it is False.
+MIXES = [
+    (left, op, right)
+    for op in BINARY
+    for left in OPERANDS
+    for right in OPERANDS
+    if "tensor" in right and not (op == "-" and "bool" in left + right) and not (op == "/" and right == "bool tensor")
+]
+
+
+@pytest.mark.parametrize("left, op, right", MIXES)
+def test_arithmetic_result_dtype_and_values_are_pytorchs(left, op, right):
+    ours = BINARY[op](OPERANDS[left](tt), OPERANDS[right](tt))
+    theirs = BINARY[op](OPERANDS[left](torch), OPERANDS[right](torch))
+    assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch."), (left, op, right)
+    np.testing.assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("left", ["float32 tensor", "float64 tensor", "int64 tensor"])
+@pytest.mark.parametrize("right", ["float32 tensor", "float64 tensor", "int64 tensor"])
+def test_matmul_result_dtype_is_pytorchs(left, right):
+    ours = OPERANDS[left](tt) @ OPERANDS[right](tt)
+    a, b = OPERANDS[left](torch), OPERANDS[right](torch)
+    expected = torch.promote_types(a.dtype, b.dtype)  # torch's matmul itself refuses mixed dtypes
+    assert str(ours.dtype) == str(expected).removeprefix("torch.")
+    np.testing.assert_allclose(ours.data, (a.to(expected) @ b.to(expected)).numpy(), rtol=1e-6)

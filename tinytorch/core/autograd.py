@@ -236,19 +236,17 @@ class Context:
     )  # fmt: skip
 
     def __init__(self, fn: type[Function], needs_input_grad: tuple[bool, ...]):
+        # What forward may use. Function.apply sets the rest when it records the node.
         self.fn = fn
         self.needs_input_grad = needs_input_grad
-        self.parents: tuple = ()
         self.saved: tuple = ()
-        self.retains: weakref.ref | None = None  # the tensor whose retain_grad() asked for this node's gradient
-        self.freed = False
 
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep ``arrays`` for backward. Only these are checked for in-place writes before backward runs."""
         self.saved = arrays
 
     def __repr__(self) -> str:
-        return f"<{self.fn.__name__} node{' (freed)' if self.freed else ''}>"
+        return f"<{self.fn.__name__} node{' (freed)' if getattr(self, 'freed', False) else ''}>"
 
     def release(self) -> None:
         """Drop what was saved for backward and the links to the parents (after a backward pass without ``retain_graph``)."""
@@ -284,8 +282,11 @@ class Function:
         Inputs that are not tensors (Python numbers, NumPy arrays) are constants: they are passed
         to ``forward`` as they are and get no gradient.
         """
+        # Each input hands forward an array (a tensor's) or itself (a constant), and hands backward a
+        # parent: where its gradient goes (its node, the tensor itself for a leaf, None if not wanted).
         arrays = []
         parents = []
+        needs = []
         wanted = False
         for x in inputs:
             if isinstance(x, Tensor):
@@ -298,18 +299,19 @@ class Function:
                         if node.stamp < _recorded_write_clock:
                             _check_history(x, cls.__name__)
                         parents.append(node)
+                    needs.append(True)
                     wanted = True
-                else:
-                    parents.append(None)
+                    continue
             else:
                 # A NumPy scalar (np.sqrt(d), np.float64(2)) acts like a Python number, as in PyTorch:
                 # left as it is, NumPy 2 would turn float32 * np.float64 into float64.
                 arrays.append(x.item() if isinstance(x, np.generic) else x)
-                parents.append(None)
+            parents.append(None)
+            needs.append(False)
         record = wanted and _grad_state.enabled
-        ctx = Context(cls, tuple([p is not None for p in parents]) if record else _no_grads(len(parents)))
+        ctx = Context(cls, tuple(needs) if record else (False,) * len(needs))
         if _observer is None:
-            out = cls.forward(ctx, *arrays, **params)
+            out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
         else:
             token, out = _observer.op_begin(cls.__name__, "forward", arrays), None
             try:
@@ -320,18 +322,18 @@ class Function:
             ctx.observed_inputs = tuple(arrays)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        if not record or out.dtype.kind != "f":
-            return Tensor._from_op(out, None)
+        if not record:
+            return _tensor(out, None)
+        dtype = out.dtype
+        if dtype.kind != "f":  # integer and boolean results carry no gradient
+            return _tensor(out, None)
         ctx.parents = tuple(parents)
         ctx.stamp = _clock
         ctx.output_shape = out.shape
-        ctx.output_dtype = out.dtype
-        return Tensor._from_op(out, ctx)
-
-
-@functools.lru_cache(maxsize=None)
-def _no_grads(n: int) -> tuple[bool, ...]:
-    return (False,) * n
+        ctx.output_dtype = dtype
+        ctx.retains = None  # the tensor whose retain_grad() asked for this node's gradient
+        ctx.freed = False
+        return _tensor(out, ctx)
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -473,8 +475,8 @@ def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None
                 if type(parent) is Context:
                     if pg.shape != parent.output_shape:
                         pg = unbroadcast(pg, parent.output_shape)
-                    if pg.dtype != parent.output_dtype:
-                        pg = pg.astype(parent.output_dtype)
+                    if pg.dtype is not parent.output_dtype:  # identical in the common case; astype copies only if unequal
+                        pg = pg.astype(parent.output_dtype, copy=False)
                     earlier = grads.get(parent)
                     grads[parent] = pg if earlier is None else earlier + pg
                 else:  # a leaf
@@ -531,6 +533,6 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
 
 
 # tensor.py imports this module, so Tensor can only be imported once this module is complete.
-from .tensor import Tensor  # noqa: E402
+from .tensor import Tensor, _tensor  # noqa: E402
 
 Variable = Tensor  # the original course's name for Tensor

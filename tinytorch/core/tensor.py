@@ -110,16 +110,11 @@ class Tensor:
         if requires_grad:
             self.requires_grad_(True)
 
-    @classmethod
-    def _from_op(cls, data: np.ndarray, node: Context | None) -> Tensor:
+    @staticmethod
+    def _from_op(data: np.ndarray, node: Context | None) -> Tensor:
         """The result of an op: ``data`` as it is, recording ``node`` when it is not None."""
-        t = _new(Tensor)
         # np.argmax(x) and comparisons of 0-d arrays give NumPy scalars; .data is always an ndarray
-        t._data = data if isinstance(data, np.ndarray) else np.asarray(data)
-        t.grad = None
-        t._node = node
-        t.requires_grad = node is not None
-        return t
+        return _tensor(data if isinstance(data, np.ndarray) else np.asarray(data), node)
 
     def _set_data(self, value: Any) -> None:
         array = value._data if isinstance(value, Tensor) else np.asarray(value)
@@ -703,6 +698,16 @@ class Tensor:
     def copy_(self, source: Any) -> Tensor:
         """In place: copy ``source``'s values (broadcast to this shape, converted to this dtype); returns self."""
         return self._assign("copy_", Ellipsis, source)
+
+
+def _tensor(data: np.ndarray, node: Context | None) -> Tensor:
+    """A Tensor holding ``data`` (an ndarray, as it is), made by ``node`` (None: a leaf); skips __init__'s checks."""
+    t = _new(Tensor)
+    t._data = data
+    t.grad = None
+    t._node = node
+    t.requires_grad = node is not None
+    return t
 
 
 # -- creating tensors -------------------------------------------------------------------------------

@@ -9,15 +9,19 @@ import numpy as np
 from ..autograd import Function
 
 
-def _shape(x) -> tuple:
-    return np.shape(x)
+def _mismatch(op: str, a, b) -> str:
+    return f"{op}: shapes {np.shape(a)} and {np.shape(b)} cannot be broadcast together"
 
 
-def _check_broadcast(op: str, a, b) -> None:
+def broadcasting(op: str, ufunc: np.ufunc, a, b) -> np.ndarray:
+    """``ufunc(a, b)``, or a ValueError naming ``op`` and both shapes when they do not broadcast.
+
+    Asking NumPy first and explaining only on failure keeps the check off the common path.
+    """
     try:
-        np.broadcast_shapes(_shape(a), _shape(b))
+        return ufunc(a, b)
     except ValueError:
-        raise ValueError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together") from None
+        raise ValueError(_mismatch(op, a, b)) from None
 
 
 def promote_ints(a, b) -> tuple:
@@ -26,22 +30,58 @@ def promote_ints(a, b) -> tuple:
     NumPy would make ``float32 + int64`` a float64 array, silently doubling memory downstream.
     """
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        if a.dtype.kind == "f" and b.dtype.kind in "iu":
+        kind_a, kind_b = a.dtype.kind, b.dtype.kind
+        if kind_a == "f" and kind_b in "iu":
             b = b.astype(a.dtype)
-        elif b.dtype.kind == "f" and a.dtype.kind in "iu":
+        elif kind_b == "f" and kind_a in "iu":
             a = a.astype(b.dtype)
     return a, b
 
 
-def default_float(out: np.ndarray, *operands) -> np.ndarray:
+def _float64_array(x) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype.char == "d"
+
+
+def default_float(out: np.ndarray, a, b) -> np.ndarray:
     """Make a float64 result float32 unless an operand asked for float64 (was a float64 array).
 
     Integer arrays and Python floats combine to float64 in NumPy (``int_labels / 2``,
     ``where(mask, 1.0, 0.0)``); PyTorch, and TinyTorch, give the default float dtype instead.
     """
-    if out.dtype == np.float64 and not any(isinstance(x, np.ndarray) and x.dtype == np.float64 for x in operands):
-        return out.astype(np.float32)
-    return out
+    if out.dtype.char != "d" or _float64_array(a) or _float64_array(b):
+        return out
+    return out.astype(np.float32)
+
+
+def binary(op: str, ufunc: np.ufunc, a, b) -> tuple:
+    """``(ufunc(a, b), a, b)`` with PyTorch's result dtype; a ValueError naming ``op`` when the shapes do not broadcast.
+
+    The common case, where NumPy's dtype is PyTorch's, costs one look at the result (one call per
+    op matters here: these are the most frequent ops).
+    """
+    try:
+        out = ufunc(a, b)
+    except ValueError:
+        raise ValueError(_mismatch(op, a, b)) from None
+    if out.dtype.char != "d":
+        return out, a, b
+    return pytorch_dtype(ufunc, out, a, b)
+
+
+def pytorch_dtype(ufunc: np.ufunc, out: np.ndarray, a, b) -> tuple:
+    """``(out, a, b)`` for ``out = ufunc(a, b)``, redone where PyTorch's result dtype differs from NumPy's.
+
+    They disagree only where NumPy answers float64 without being asked to (no operand is a float64
+    array): an integer array meeting a float array takes the float's dtype (:func:`promote_ints`,
+    and ``a``, ``b`` come back promoted), and integers meeting a Python float give float32
+    (:func:`default_float`). So the common case costs one look at the result's dtype.
+    """
+    if out.dtype.char != "d" or _float64_array(a) or _float64_array(b):
+        return out, a, b
+    promoted_a, promoted_b = promote_ints(a, b)
+    if promoted_a is not a or promoted_b is not b:
+        return ufunc(promoted_a, promoted_b), promoted_a, promoted_b
+    return out.astype(np.float32), a, b
 
 
 class Add(Function):
@@ -49,9 +89,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("add", a, b)
-        a, b = promote_ints(a, b)
-        return default_float(np.add(a, b), a, b)
+        return binary("add", np.add, a, b)[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -63,9 +101,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("sub", a, b)
-        a, b = promote_ints(a, b)
-        return default_float(np.subtract(a, b), a, b)
+        return binary("sub", np.subtract, a, b)[0]
 
     @staticmethod
     def backward(ctx, grad):
@@ -77,12 +113,11 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("mul", a, b)
-        a, b = promote_ints(a, b)
+        z, a, b = binary("mul", np.multiply, a, b)
         needs_a, needs_b = ctx.needs_input_grad
         # Each factor's gradient reads only the other factor: keep just what a wanted gradient needs.
         ctx.save_for_backward(a if needs_b else None, b if needs_a else None)
-        return default_float(np.multiply(a, b), a, b)
+        return z
 
     @staticmethod
     def backward(ctx, grad):
@@ -96,9 +131,7 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("div", a, b)
-        a, b = promote_ints(a, b)
-        z = default_float(np.true_divide(a, b), a, b)
+        z, a, b = binary("div", np.true_divide, a, b)
         ctx.save_for_backward(b, z if ctx.needs_input_grad[1] else None)
         return z
 
@@ -114,9 +147,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("pow", a, b)
-        a, b = promote_ints(a, b)
-        z = default_float(np.power(a, b), a, b)
+        z, a, b = binary("pow", np.power, a, b)
         needs_a, needs_b = ctx.needs_input_grad
         ctx.save_for_backward(a, b if needs_a else None, z if needs_b else None)
         return z
@@ -150,6 +181,20 @@ class Neg(Function):
         return -grad
 
 
+def _array(x) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
+
+
+def _matmul_mismatch(shape_a: tuple, shape_b: tuple) -> str:
+    """Why NumPy refused ``a @ b``, said with the shapes."""
+    if not shape_a or not shape_b:
+        return f"matmul: operands must have at least one dimension, got shapes {shape_a} and {shape_b}"
+    k_a, k_b = shape_a[-1], shape_b[-2] if len(shape_b) > 1 else shape_b[0]
+    if k_a != k_b:
+        return f"matmul: shapes {shape_a} and {shape_b} do not align: {k_a} != {k_b}"
+    return f"matmul: batch shapes of {shape_a} and {shape_b} cannot be broadcast together"
+
+
 def _swap_last(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -1, -2)
 
@@ -163,21 +208,16 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = np.asarray(a), np.asarray(b)
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: operands must have at least one dimension, got shapes {a.shape} and {b.shape}")
-        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if k_a != k_b:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align: {k_a} != {k_b}")
+        a, b = _array(a), _array(b)
         try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            z = np.matmul(a, b)
         except ValueError:
-            raise ValueError(f"matmul: batch shapes of {a.shape} and {b.shape} cannot be broadcast together") from None
-        a, b = promote_ints(a, b)
+            raise ValueError(_matmul_mismatch(a.shape, b.shape)) from None
+        z, a, b = pytorch_dtype(np.matmul, z, a, b)
         needs_a, needs_b = ctx.needs_input_grad
         ctx.save_for_backward(a if needs_b else None, b if needs_a else None)  # dL/da reads b, dL/db reads a
         ctx.vector_a, ctx.vector_b = a.ndim == 1, b.ndim == 1
-        return np.matmul(a, b)
+        return z
 
     @staticmethod
     def backward(ctx, grad):

@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function
-from .arithmetic import _check_broadcast, default_float, promote_ints
+from .arithmetic import broadcasting, default_float, promote_ints
 
 
 class Exp(Function):
@@ -121,10 +121,9 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("maximum", a, b)
         a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return broadcasting("maximum", np.maximum, a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -138,10 +137,9 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        _check_broadcast("minimum", a, b)
         a, b = promote_ints(a, b)
         ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
+        return broadcasting("minimum", np.minimum, a, b)
 
     @staticmethod
     def backward(ctx, grad):
