@@ -121,6 +121,38 @@ def adam(backend: str, size: int) -> Run:
     return run
 
 
+# -- the framework's own cost per op (benchmarks/op_overhead.py) --------------------------------------
+def op_overhead(op: str, ops: int) -> Run:
+    """``ops`` ops on 4x4 float32 tensors: ``a * b`` or ``a @ b`` recorded (``a`` requires grad), or ``a * b`` under no_grad."""
+    a, b = tt.randn(4, 4, requires_grad=True), tt.randn(4, 4)
+    steps = range(ops)
+
+    def mul():
+        for _ in steps:
+            a * b
+
+    def matmul():
+        for _ in steps:
+            a @ b
+
+    def mul_no_grad():
+        with tt.no_grad():
+            for _ in steps:
+                a * b
+
+    return {"mul": mul, "matmul": matmul, "mul_no_grad": mul_no_grad}[op]
+
+
+def backward_overhead(ops: int) -> Run:
+    """One backward pass through a retained chain of ``ops`` multiplications of 4x4 float32 tensors."""
+    a, b = tt.randn(4, 4, requires_grad=True), tt.ones(4, 4)
+    y = a
+    for _ in range(ops):
+        y = y * b
+    seed = np.ones((4, 4), dtype=np.float32)
+    return lambda: y.backward(seed, retain_graph=True)
+
+
 # -- the reference CNN ------------------------------------------------------------------------------
 def cnn(seed: int = 0) -> tt.Sequential:
     """The reference CNN (see specs.py) with the weights ``specs.cnn_state(seed)``."""

@@ -105,6 +105,36 @@ def adam(size: int) -> Run:
     return optimizer.step
 
 
+# -- the framework's own cost per op (benchmarks/op_overhead.py) --------------------------------------
+def op_overhead(op: str, ops: int) -> Run:
+    a, b = torch.randn(4, 4, requires_grad=True), torch.randn(4, 4)
+    steps = range(ops)
+
+    def mul():
+        for _ in steps:
+            a * b
+
+    def matmul():
+        for _ in steps:
+            a @ b
+
+    def mul_no_grad():
+        with torch.no_grad():
+            for _ in steps:
+                a * b
+
+    return {"mul": mul, "matmul": matmul, "mul_no_grad": mul_no_grad}[op]
+
+
+def backward_overhead(ops: int) -> Run:
+    a, b = torch.randn(4, 4, requires_grad=True), torch.ones(4, 4)
+    y = a
+    for _ in range(ops):
+        y = y * b
+    seed = torch.ones(4, 4)
+    return lambda: y.backward(seed, retain_graph=True)
+
+
 # -- the reference CNN ------------------------------------------------------------------------------
 def cnn(seed: int = 0) -> torch.nn.Sequential:
     nn = torch.nn
