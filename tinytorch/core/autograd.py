@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 class _GradState(threading.local):
     enabled = True  # each thread starts with gradients on, as in PyTorch
+    queued: list | None = None  # callbacks for the end of the backward() this thread is in (None: not in one)
 
 
 _grad_state = _GradState()
@@ -423,8 +424,33 @@ def topological_order(root: Tensor) -> list[Context]:
     return order
 
 
+def queue_callback(callback: Callable[[], Any]) -> None:
+    """Run ``callback()`` once the ``backward()`` now running has finished (call it from a hook).
+
+    Data parallelism uses it to wait for the last gradients to be averaged before the optimizer
+    step. A backward inside a backward (gradient checkpointing's re-run) does not end the outer one:
+    callbacks run when the outermost finishes, in the order they were queued, and not when it fails.
+    """
+    if _grad_state.queued is None:
+        raise RuntimeError("queue_callback: no backward() is running in this thread; call it from a gradient hook")
+    _grad_state.queued.append(callback)
+
+
 def backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (dL/d root) to every leaf ``root`` depends on; see ``Tensor.backward``."""
+    if _grad_state.queued is not None:  # inside another backward: its end runs the callbacks
+        _backward(root, grad, retain_graph)
+        return
+    _grad_state.queued = queued = []
+    try:
+        _backward(root, grad, retain_graph)
+    finally:
+        _grad_state.queued = None
+    for callback in queued:
+        callback()
+
+
+def _backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     start = root._node
     if start is None:
         root._accumulate_grad(grad)

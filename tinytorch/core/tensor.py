@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import operator
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -101,6 +101,7 @@ class Tensor:
 
     __slots__ = ("_data", "requires_grad", "grad", "_node", "__weakref__", "__dict__")
     __array_ufunc__ = None  # make NumPy defer to Tensor's reflected operators (np.float32(2) * t)
+    _grad_hooks: tuple = ()  # register_post_accumulate_grad_hook's; a tensor that has some keeps its own
 
     def __init__(self, data: Any, dtype: Any = None, requires_grad: bool = False):
         self._data: np.ndarray = _as_array(data, dtype)
@@ -252,6 +253,21 @@ class Tensor:
         if self._node is not None:
             self._node.retains = weakref.ref(self)  # weak: the graph must not keep the tensor alive
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], Any]) -> HookHandle:
+        """Call ``hook(self)`` each time ``backward()`` has added a gradient into this leaf's ``.grad``.
+
+        Data parallelism uses it to start averaging a gradient across processes while backward is
+        still computing the others. A leaf that several ops use gets one gradient, and one call, per
+        use. Returns a handle whose ``remove()`` takes the hook off again.
+        """
+        if self._node is not None or not self.requires_grad:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only a leaf tensor that requires grad accumulates .grad; "
+                f"this one {'was computed by ' + self._node.fn.__name__ if self._node else 'does not require grad'}"
+            )
+        self._grad_hooks = (*self._grad_hooks, hook)
+        return HookHandle(self, hook)
+
     def detach(self) -> Tensor:
         """The same data (shared, with the same version) with no history: gradients stop here."""
         return Tensor._from_op(self._data, None)
@@ -290,6 +306,8 @@ class Tensor:
             self.grad = Tensor._from_op(np.array(g, dtype=self._data.dtype, copy=True), None)
         else:
             self.grad._data += g
+        for hook in self._grad_hooks:
+            hook(self)
 
     # -- arithmetic -----------------------------------------------------------------------------
     def __add__(self, other: Any) -> Tensor:
@@ -708,6 +726,18 @@ def _tensor(data: np.ndarray, node: Context | None) -> Tensor:
     t._node = node
     t.requires_grad = node is not None
     return t
+
+
+class HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` takes the hook off its tensor."""
+
+    def __init__(self, tensor: Tensor, hook: Callable[[Tensor], Any]):
+        self._tensor, self._hook = weakref.ref(tensor), hook
+
+    def remove(self) -> None:
+        tensor = self._tensor()
+        if tensor is not None:
+            tensor._grad_hooks = tuple(h for h in tensor._grad_hooks if h is not self._hook)
 
 
 # -- creating tensors -------------------------------------------------------------------------------
