@@ -7,8 +7,10 @@ format tag and version. Loading uses ``np.load(..., allow_pickle=False)`` and ``
 the file can run code. The content is ``.npz`` whatever the file's name, so the seed course's
 ``checkpoint_path='best_model.pkl'`` works, and the file is *not* a pickle.
 
-Files are written to a temporary file beside the target and renamed, so a crash never leaves a
-half-written checkpoint.
+Files are written to a temporary file beside the target (``.NAME.PID.tmp``) and renamed, so a crash
+never leaves a half-written checkpoint. A process killed in the middle of a save (SIGKILL, a lost
+machine) leaves the old checkpoint intact and its temporary file behind; the next save to the same
+path, or a resume from it, removes such files of processes that no longer run.
 
 >>> import numpy as np, os, tempfile
 >>> path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
@@ -30,7 +32,10 @@ import numpy as np
 
 from .tensor import Tensor
 
-__all__ = ["CheckpointError", "save_state", "load_state", "save_checkpoint", "load_checkpoint", "restore_state"]
+__all__ = [
+    "CheckpointError", "save_state", "load_state", "save_checkpoint", "load_checkpoint", "restore_state",
+    "remove_stale_temporaries",
+]
 
 FORMAT = "tinytorch-checkpoint"
 VERSION = 1
@@ -89,9 +94,48 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], source: Path) -> Any:
     return value
 
 
-def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
-    """Write a nested dict of arrays, numbers, strings, lists and dicts to ``path`` (atomically)."""
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed saves to ``path`` left behind; returns what was removed.
+
+    A temporary file ``.NAME.PID.tmp`` is stale when no process with that PID runs on this machine
+    (a save in progress in another live process is left alone).
+    """
     path = Path(path)
+    prefix, removed = f".{path.name}.", []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(prefix): -len(".tmp")]
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp") and pid.isdigit()):
+            continue
+        if int(pid) != os.getpid() and not _process_exists(int(pid)):
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except FileNotFoundError:  # another process cleaned it up first
+                pass
+    return removed
+
+
+def save_state(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """Write a nested dict of arrays, numbers, strings, lists and dicts to ``path`` (atomically).
+
+    Temporary files left by earlier saves to ``path`` that were killed are removed first.
+    """
+    path = Path(path)
+    remove_stale_temporaries(path)
     arrays: dict[str, np.ndarray] = {}
     tree = _encode(state, "", arrays)
     meta = json.dumps({"format": FORMAT, "version": VERSION, "state": tree}).encode("utf-8")
