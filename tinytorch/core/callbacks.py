@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .training import Trainer
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint"]
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "PeriodicCheckpoint"]
 
 
 class Callback:
@@ -146,3 +146,23 @@ class ModelCheckpoint(Callback):
 
     def load_state_dict(self, state):
         self.tracker.best, self.saved_epochs = state["best"], list(state["saved_epochs"])
+
+
+class PeriodicCheckpoint(Callback):
+    """Save a full checkpoint (``trainer.save_checkpoint(path)``) every ``every_n_steps`` optimizer steps.
+
+    A checkpoint taken in the middle of an epoch records where in the epoch training was, so a run
+    killed at any moment loses at most ``every_n_steps`` steps: ``fit(..., resume_from=path)``
+    continues from the last one and reaches exactly the parameters of an unbroken run. Each save
+    replaces the previous one atomically (a save killed midway leaves the previous file intact).
+    """
+
+    def __init__(self, path: str, every_n_steps: int) -> None:
+        if not isinstance(every_n_steps, int) or every_n_steps < 1:
+            raise ValueError(f"PeriodicCheckpoint: every_n_steps must be a positive integer, got {every_n_steps!r}")
+        self.path = path
+        self.every_n_steps = every_n_steps
+
+    def on_batch_end(self, trainer, step, logs):
+        if step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path)

@@ -142,6 +142,9 @@ class DataLoader:
         Prepare batches in a background thread while the model works on the current one (2 ahead).
     num_prefetch : int, optional
         How many batches the background thread may prepare ahead (0 = no thread); overrides ``prefetch``.
+    sampler : iterable of int, optional
+        The indices of an epoch, in order (anything with ``__iter__`` and ``__len__``), instead of
+        ``shuffle``: a ``tinytorch.distributed.DistributedSampler`` gives each process its shard.
 
     Batches of array datasets are tuples of Tensors in the order of the dataset's arrays (images
     float32, labels int64).
@@ -159,6 +162,7 @@ class DataLoader:
         seed: int | None = None,
         prefetch: bool = False,
         num_prefetch: int | None = None,
+        sampler: Any = None,
     ):
         self._single_array = False
         if labels is not None:
@@ -175,6 +179,11 @@ class DataLoader:
         depth = (2 if prefetch else 0) if num_prefetch is None else num_prefetch
         if not isinstance(depth, (int, np.integer)) or depth < 0:
             raise ValueError(f"DataLoader: num_prefetch must be an integer >= 0, got {num_prefetch!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler= decides the order, so shuffle must be False (the sampler shuffles)")
+        if sampler is not None and not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+            raise TypeError(f"DataLoader: sampler must be an iterable of indices with a length, got {type(sampler).__name__}")
+        self.sampler = sampler
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -197,12 +206,16 @@ class DataLoader:
 
     def __len__(self) -> int:
         """The number of batches in an epoch."""
-        return len(batch_slices(len(self.dataset), self.batch_size, self.drop_last))
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
+        return len(batch_slices(n, self.batch_size, self.drop_last))
 
     def __iter__(self) -> Iterator[Any]:
         rng = self._rng if self._rng is not None else generator()
-        n = len(self.dataset)
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64, count=len(self.sampler))
+        else:
+            n = len(self.dataset)
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
         # the transforms' generator is seeded now, in the caller's thread, so a prefetch thread draws the same numbers
         transform_rng = None if self.transform is None else np.random.default_rng(rng.integers(2**63))
         batches = self._batches(order, transform_rng)

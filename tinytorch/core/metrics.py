@@ -139,6 +139,21 @@ class Metric:
     def compute(self) -> float:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the metric has accumulated, as counts (numbers and integer arrays).
+
+        Counts add up: the state of two parts of the data, summed (arrays padded with zeros to the
+        larger shape), is the state of the whole. That is how a checkpoint taken mid-epoch keeps a
+        metric and how data-parallel training combines the metrics of its processes.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no state_dict(): a mid-epoch checkpoint or data-parallel training needs one"
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace what the metric has accumulated with ``state`` (from :meth:`state_dict`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no load_state_dict()")
+
     def __call__(self, predictions: Any, labels: Any) -> float:
         fresh = copy.copy(self)
         fresh.reset()
@@ -171,6 +186,12 @@ class Accuracy(Metric):
     def compute(self) -> float:
         return self.correct / self.total if self.total else 0.0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"correct": self.correct, "total": self.total}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.correct, self.total = int(state["correct"]), int(state["total"])
+
 
 class _ConfusionMetric(Metric):
     """A macro-averaged metric computed from a confusion matrix accumulated over batches."""
@@ -196,6 +217,12 @@ class _ConfusionMetric(Metric):
             grown[: len(self.confusion), : len(self.confusion)] = self.confusion
             self.confusion = grown
         self.confusion += compute_confusion_matrix(truth, predicted, n)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"confusion": self.confusion.copy()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.confusion = np.array(state["confusion"], dtype=np.int64)
 
     def compute(self) -> float:
         # Average over the classes that occur (as label or as prediction), as scikit-learn does.

@@ -11,7 +11,13 @@
 then validates with ``model.eval()`` under ``no_grad()``, records the epoch in ``history`` and
 runs its callbacks (early stopping, best-model checkpoints). A checkpoint holds everything a run
 needs to continue exactly: weights, optimizer and scheduler state, the random generator, the
-history; ``fit(..., resume_from=path)`` picks up at the epoch after the one saved.
+history, and (for one taken in the middle of an epoch) where in the epoch it was;
+``fit(..., resume_from=path)`` picks up exactly there.
+
+The same loop runs data-parallel under ``mpiexec`` (:mod:`tinytorch.distributed`): a model wrapped
+in ``DistributedDataParallel`` carries its process group (``model.process_group``), and then only
+rank 0 prints progress and writes checkpoints, and each epoch's loss and metrics are summed over
+every rank's samples, so every rank logs (and its callbacks see) the numbers of the whole data set.
 
 The losses (:mod:`~tinytorch.core.losses`), metrics (:mod:`~tinytorch.core.metrics`), callbacks
 and checkpoint files (:mod:`~tinytorch.core.checkpoint`) live in their own modules and are
@@ -25,15 +31,23 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from . import callbacks as _callbacks
 from . import checkpoint as _checkpoint
 from . import losses as _losses
 from . import metrics as _metrics
 from .autograd import no_grad
-from .callbacks import Callback, EarlyStopping, ModelCheckpoint
-from .checkpoint import CheckpointError, load_checkpoint, load_state, restore_state, save_checkpoint, save_state
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, PeriodicCheckpoint
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_state,
+    remove_stale_temporaries,
+    restore_state,
+    save_checkpoint,
+    save_state,
+)
 from .dataloader import DataLoader  # where the original course imported it from
 from .losses import (
     BCELoss,
@@ -140,9 +154,25 @@ def evaluate_model(
                     m.update(outputs.data, y.data)
     finally:
         model.train(was_training)
+    group = getattr(model, "process_group", None)
+    if group is not None and group.world_size > 1 and _is_sharded(dataloader):
+        total_loss, count = _sum_over_ranks(group, total_loss, count, metrics or [])
     if count == 0:
         raise ValueError("evaluate_model: the data loader yielded no batches")
     return {"loss": total_loss / count, **{m.name: m.compute() for m in metrics}, "num_samples": count}
+
+
+def _is_sharded(loader: Any) -> bool:
+    """True when each rank's ``loader`` reads only its part of the data (a DistributedSampler's shard)."""
+    return getattr(getattr(loader, "sampler", None), "num_replicas", 1) > 1
+
+
+def _sum_over_ranks(group: Any, total_loss: float, count: int, metrics: Sequence[Metric]) -> tuple[float, int]:
+    """The loss sum and sample count of all ranks together; ``metrics`` are loaded with everyone's counts."""
+    state = group.sum_state({"loss": total_loss, "count": count, "metrics": [m.state_dict() for m in metrics]})
+    for m, counts in zip(metrics, state["metrics"]):
+        m.load_state_dict(counts)
+    return state["loss"], state["count"]
 
 
 class Trainer:
@@ -165,7 +195,13 @@ class Trainer:
 
     ``history`` maps ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``,
     ``val_<metric>``, ``lr`` (the rate at the epoch's start), ``epoch_time`` (seconds) and
-    ``images_per_second`` (training samples per second) to one value per epoch.
+    ``images_per_second`` (training samples per second, of all ranks together) to one value per epoch.
+
+    Data parallelism: when ``model`` has a ``process_group`` (``DistributedDataParallel`` does),
+    only rank 0 prints and writes checkpoints, each rank calls ``set_epoch`` on its loader's
+    sampler before every epoch, and the epoch's numbers (and validation on sharded loaders) are
+    summed over the ranks. Every rank must call ``save_checkpoint`` (callbacks do): in the middle of
+    an epoch it sums the ranks' running numbers.
     """
 
     def __init__(
@@ -208,6 +244,19 @@ class Trainer:
         self._active_callbacks: list[Callback] = list(self.callbacks)
         self._saved_callback_state: dict[str, Any] = {}
         self._train_loader: Any = None
+        self._group = getattr(model, "process_group", None)
+        self._epoch_state: dict[str, Any] | None = None  # where the running epoch is (for mid-epoch checkpoints)
+        self._resume_epoch: dict[str, Any] | None = None  # a mid-epoch checkpoint's, until that epoch resumes
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train this model together (1 without data parallelism)."""
+        return 1 if self._group is None else self._group.world_size
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on the process that prints and writes files: rank 0, or the only process."""
+        return self._group is None or self._group.rank == 0
 
     # -- training ---------------------------------------------------------------------------------
     def fit(
@@ -228,8 +277,9 @@ class Trainer:
         improves (default ``val_loss``, or ``train_loss`` without validation data); the file is
         ``.npz`` whatever its suffix, never a pickle. ``early_stopping_patience`` stops after that
         many epochs without improvement. ``verbose``: 0 silent, 1 progress bars, 2 one line per
-        epoch. ``resume_from`` loads a checkpoint first and continues after its epoch: the result is
-        bit-identical to an uninterrupted run (checkpoints are taken at epoch boundaries). The
+        epoch. ``resume_from`` loads a checkpoint first and continues where it was taken (after its
+        epoch, or at its batch for a :class:`PeriodicCheckpoint` taken mid-epoch): the result is
+        bit-identical to an uninterrupted run. The
         framework's random generator is saved, which covers dropout and a DataLoader's shuffling
         and augmentation when it draws from it (the default); a loader with a generator of its own
         is resumed exactly when it offers ``state_dict()`` / ``load_state_dict()``. Returns
@@ -237,7 +287,7 @@ class Trainer:
         """
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be a non-negative integer, got {epochs!r}")
-        display = TrainingDisplay(verbose)
+        display = TrainingDisplay(verbose if self.is_main_process else 0)
         monitor = monitor or ("val_loss" if val_dataloader is not None else "train_loss")
         callbacks = list(self.callbacks)
         if early_stopping_patience is not None:
@@ -253,8 +303,9 @@ class Trainer:
         for cb in callbacks:
             cb.on_train_begin(self)
         while self.epoch < epochs and not self.stop_training:
-            for cb in callbacks:
-                cb.on_epoch_begin(self, self.epoch + 1)
+            if self._resume_epoch is None:  # a resumed epoch has begun already
+                for cb in callbacks:
+                    cb.on_epoch_begin(self, self.epoch + 1)
             started = time.perf_counter()
             with display.epoch(self.epoch + 1, epochs, _length(train_dataloader)):
                 logs = self._train_epoch(train_dataloader, display)
@@ -278,8 +329,18 @@ class Trainer:
             m.reset()
         lr = float(self.optimizer.param_groups[0]["lr"])
         total_loss, count = 0.0, 0
+        resume, self._resume_epoch = self._resume_epoch, None
+        if resume is not None:
+            lr = resume["lr"]
+            if self.is_main_process:  # the ranks' sums so far; the other ranks add theirs from 0
+                total_loss, count = resume["loss_sum"], resume["count"]
+                for m, counts in zip(self.metrics, resume["metrics"]):
+                    m.load_state_dict(counts)
+        batches = self._epoch_batches(loader, resume)
+        state = self._epoch_state
+        state.update(lr=lr, loss_sum=total_loss, count=count)
         started = time.perf_counter()
-        for x, y in _batches(loader, "Trainer.fit"):
+        for x, y in _batches(batches, "Trainer.fit"):
             outputs = self.model(x)
             loss = _scalar_loss("Trainer.fit", self.loss_fn(outputs, y))
             self.optimizer.zero_grad()
@@ -298,6 +359,7 @@ class Trainer:
                 )
             n = len(y)
             total_loss, count = total_loss + value * n, count + n
+            state.update(batches=state["batches"] + 1, loss_sum=total_loss, count=count)
             for m in self.metrics:
                 m.update(outputs.data, y.data)
             if display.live:
@@ -305,13 +367,85 @@ class Trainer:
                 display.advance({**running, "images_per_second": count / (time.perf_counter() - started)})
             for cb in self._active_callbacks:
                 cb.on_batch_end(self, self.global_step, {"loss": value})
+        seconds = time.perf_counter() - started
+        self._epoch_state = None
+        if self.world_size > 1:
+            total_loss, count = _sum_over_ranks(self._group, total_loss, count, self.metrics)
         if count == 0:
             raise ValueError("Trainer.fit: the training data loader yielded no batches")
-        seconds = time.perf_counter() - started
         if self.scheduler is not None and self.scheduler.interval == "epoch":
             self.scheduler.step()
         logs = {"train_loss": total_loss / count, **{f"train_{m.name}": m.compute() for m in self.metrics}}
         return {**logs, "lr": lr, "images_per_second": count / seconds}
+
+    def _epoch_batches(self, loader: Iterable[Any], resume: dict[str, Any] | None) -> Iterator[Any]:
+        """This epoch's batches from where training stands: the start, or where a checkpoint was taken.
+
+        A sampler with ``set_epoch`` (DistributedSampler) is told the epoch, so each epoch has its own
+        order, the same on every rank. Resuming on as many ranks as the checkpoint was taken on
+        replays the epoch's start: the random state as it was when the epoch began, the loader
+        re-created and the batches already trained on read again and skipped, so the shuffling and
+        augmentation go on exactly as in an unbroken run. On another number of ranks the sampler
+        starts after the samples the whole job had trained on (``set_epoch(epoch, start=...)``).
+        """
+        sampler = getattr(loader, "sampler", None)
+        set_epoch = getattr(sampler, "set_epoch", None)
+        if resume is None:
+            start, skip = 0, 0
+            begun = {"rng": get_rng_state(), "loader": _state_of(loader)}
+        else:
+            begun = resume["begun"]
+            if resume["world_size"] == self.world_size:
+                start, skip = resume["start"], resume["batches"]
+            else:
+                start, skip = resume["samples"], 0
+        self._epoch_state = {"begun": begun, "start": start, "batches": skip}
+        if resume is not None:
+            now = get_rng_state()  # restored by load_checkpoint: as it was when the checkpoint was taken
+            set_rng_state(begun["rng"])
+            _restore_state_of(loader, begun["loader"])
+        if callable(set_epoch):
+            if start:
+                try:
+                    set_epoch(self.epoch, start=start)
+                except TypeError:
+                    raise CheckpointError(
+                        f"Trainer.fit: the checkpoint was taken on {resume['world_size']} ranks in the middle of an "
+                        f"epoch; continuing on {self.world_size} needs a sampler whose set_epoch(epoch, start=...) "
+                        "skips the samples already trained on (tinytorch.distributed.DistributedSampler)"
+                    ) from None
+            else:
+                set_epoch(self.epoch)
+        elif start:
+            raise CheckpointError(
+                f"Trainer.fit: the checkpoint was taken on {resume['world_size']} ranks in the middle of an epoch; "
+                f"this run has {self.world_size}, and its loader has no sampler that can start mid-epoch"
+            )
+        batches = iter(loader)
+        for _ in range(skip):
+            next(batches)  # read and dropped: its random draws happen as in the unbroken run
+        if resume is not None:
+            set_rng_state(now)
+        return batches
+
+    def _epoch_progress(self) -> dict[str, Any]:
+        """Where the running epoch stands, for a checkpoint: the ranks' running sums and the position."""
+        state = self._epoch_state
+        total_loss, count = state["loss_sum"], state["count"]
+        metrics = [copy.deepcopy(m) for m in self.metrics]
+        if self.world_size > 1:
+            total_loss, count = _sum_over_ranks(self._group, total_loss, count, metrics)
+        return {
+            "begun": state["begun"],
+            "start": state["start"],
+            "batches": state["batches"],
+            "samples": count,  # of the whole job in this epoch, counting those before an earlier resume
+            "world_size": self.world_size,
+            "lr": state["lr"],
+            "loss_sum": total_loss,
+            "count": count,
+            "metrics": [m.state_dict() for m in metrics],
+        }
 
     def evaluate(self, dataloader: Iterable[Any]) -> dict[str, float]:
         """:func:`evaluate_model` with this trainer's model, loss and metrics."""
@@ -328,7 +462,12 @@ class Trainer:
         self._saved_callback_state = {}
 
     def save_checkpoint(self, path: str | os.PathLike) -> None:
-        """Write everything needed to continue this run to ``path`` (one ``.npz`` file, no pickle)."""
+        """Write everything needed to continue this run to ``path`` (one ``.npz`` file, no pickle).
+
+        Called during an epoch (by :class:`PeriodicCheckpoint`), it also records where in the epoch
+        training is, so a resume continues from that batch. Under data parallelism every rank calls
+        it and rank 0 writes the file.
+        """
         trainer = {
             "epoch": self.epoch,
             "global_step": self.global_step,
@@ -336,13 +475,20 @@ class Trainer:
             "rng": get_rng_state(),
             "callbacks": {k: cb.state_dict() for k, cb in zip(self._callback_keys(), self._active_callbacks)},
         }
-        loader_state = getattr(self._train_loader, "state_dict", None)
-        if callable(loader_state):
-            trainer["loader"] = loader_state()
-        save_checkpoint(path, self.model, self.optimizer, self.scheduler, trainer=trainer)
+        loader_state = _state_of(self._train_loader)
+        if loader_state is not None:
+            trainer["loader"] = loader_state
+        if self._epoch_state is not None:  # taken in the middle of an epoch
+            trainer["epoch_progress"] = self._epoch_progress()
+        if self.is_main_process:
+            save_checkpoint(path, self.model, self.optimizer, self.scheduler, trainer=trainer)
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
-        """Restore a :meth:`save_checkpoint` file: weights, optimizer, scheduler, random state, history, epoch."""
+        """Restore a :meth:`save_checkpoint` file: weights, optimizer, scheduler, random state, history, epoch.
+
+        Temporary files that saves to ``path`` killed midway left behind are removed.
+        """
+        remove_stale_temporaries(path)
         state = load_state(path)
         if "trainer" not in state.get("extra", {}):
             raise CheckpointError(
@@ -360,9 +506,21 @@ class Trainer:
         self.history = {k: list(v) for k, v in trainer["history"].items()}
         set_rng_state(trainer["rng"])
         self._saved_callback_state = dict(trainer["callbacks"])
-        loader_restore = getattr(self._train_loader, "load_state_dict", None)
-        if "loader" in trainer and callable(loader_restore):
-            loader_restore(trainer["loader"])
+        if "loader" in trainer:
+            _restore_state_of(self._train_loader, trainer["loader"])
+        self._resume_epoch = trainer.get("epoch_progress")
+
+
+def _state_of(loader: Any) -> dict | None:
+    """The loader's ``state_dict()`` when it has one (its own generator), else None."""
+    state = getattr(loader, "state_dict", None)
+    return state() if callable(state) else None
+
+
+def _restore_state_of(loader: Any, state: dict | None) -> None:
+    restore = getattr(loader, "load_state_dict", None)
+    if state is not None and callable(restore):
+        restore(state)
 
 
 def _length(loader: Any) -> int | None:
