@@ -127,9 +127,17 @@ class Module:
         self._non_persistent.discard(name)
 
     def _register(self, registry: str, name: str, value: Any) -> None:
-        """Keep ``value`` under ``name`` in one registry (``"_parameters"``, ``"_buffers"``, ``"_modules"``) and as an attribute."""
-        self._forget(name)
-        getattr(self, registry)[name] = value
+        """Keep ``value`` under ``name`` in one registry (``"_parameters"``, ``"_buffers"``, ``"_modules"``) and as an attribute.
+
+        Replacing an entry keeps its place in the registry (a layer swapped inside a Sequential stays
+        where it was, as in PyTorch).
+        """
+        target = getattr(self, registry)
+        for other in self._registries():
+            if other is not target:
+                other.pop(name, None)
+        self._non_persistent.discard(name)
+        target[name] = value
         object.__setattr__(self, name, value)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -290,14 +290,19 @@ class BatchNorm(Module):
             )
         return x
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self._check(x)
-        use_batch_stats = self.training or not self.track_running_stats
+    def _count_batch(self) -> float:
+        """Count one more training batch; returns the weight it gets in the running statistics."""
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked.data)
+        return momentum if momentum is not None else 0.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self._check(x)
+        use_batch_stats = self.training or not self.track_running_stats
+        momentum = self._count_batch()
         if use_batch_stats and x.size // x.shape[1] <= 1:
             raise ValueError(f"{self.label()} got input of shape {x.shape}: one value per channel; training needs a batch")
         update = self.training and self.track_running_stats
@@ -308,7 +313,7 @@ class BatchNorm(Module):
             self.weight,
             self.bias,
             training=use_batch_stats,
-            momentum=momentum if momentum is not None else 0.0,
+            momentum=momentum,
             eps=self.eps,
         )
 
