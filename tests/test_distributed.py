@@ -1,0 +1,109 @@
+"""Data parallelism under ``mpiexec -n 2``: the same result as one process, and failures end the job.
+
+Each test starts real MPI jobs (the ``distributed`` extra: mpi4py and the mpich wheel's mpiexec)
+with a deadline, so a hang fails the test instead of stalling the suite.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py", reason='the distributed extra is not installed: pip install "tinytorch[distributed]"')
+
+from tinytorch.core.checkpoint import load_state  # noqa: E402
+from tinytorch.distributed import launch  # noqa: E402
+
+from . import distributed_worker as worker  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEADLINE = 60  # seconds; a healthy job takes a few
+
+
+def _mpiexec_or_skip():
+    try:
+        launch.mpiexec_path()
+    except FileNotFoundError as error:
+        pytest.skip(f"no mpiexec: {error}")
+
+
+def _run(script, *args, timeout=DEADLINE):
+    _mpiexec_or_skip()
+    started = time.monotonic()
+    done = launch.run(2, [str(HERE / script), *map(str, args)], timeout=timeout, env=launch.thread_environment(1))
+    return done, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    """The 2-rank run, trained to the end: per-rank batch 8, checkpoints every 4 steps."""
+    out = tmp_path_factory.mktemp("unbroken")
+    done, _ = _run("distributed_worker.py", "--out", out)
+    assert done.returncode == 0, done.stderr
+    return out, done
+
+
+def test_two_ranks_with_batch_b_train_like_one_process_with_batch_2b(unbroken, tmp_path):
+    out, _ = unbroken
+    two = load_state(out / "final.npz")
+    worker.train(tmp_path, batch_size=16, distributed=False)  # one process, plain BatchNorm
+    one = load_state(tmp_path / "final.npz")
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    assert set(two["weights"]) == set(one["weights"])  # the plain model's names: no "module." prefix
+    for name, weight in one["weights"].items():
+        np.testing.assert_allclose(two["weights"][name], weight, rtol=1e-4, atol=1e-5, err_msg=name)
+    # the epoch's numbers are the whole data set's: summed over both ranks' samples
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
+        np.testing.assert_allclose(two["history"][key], one["history"][key], rtol=1e-4, err_msg=key)
+
+
+def test_the_sampler_deals_out_every_sample_exactly_once_per_epoch(unbroken):
+    out, _ = unbroken
+    coverage = load_state(out / "final.npz")["coverage"]
+    assert len(coverage) == 2
+    for epoch, shards in enumerate(coverage):
+        assert shards.shape == (2, worker.TRAIN_SAMPLES // 2)
+        assert sorted(shards.ravel().tolist()) == list(range(worker.TRAIN_SAMPLES)), epoch
+    assert not np.array_equal(coverage[0], coverage[1])  # set_epoch: a new order each epoch
+
+
+def test_only_rank_0_prints_and_all_gradients_were_averaged_during_backward(unbroken):
+    out, done = unbroken
+    assert done.stdout.count("Epoch 1/2") == 1 and done.stdout.count("Epoch 2/2") == 1, done.stdout
+    assert load_state(out / "final.npz")["overlapped_buckets"] > 1
+
+
+def test_a_killed_rank_ends_the_job_and_the_resumed_run_matches_the_unbroken_one(unbroken, tmp_path):
+    out, _ = unbroken
+    killed, seconds = _run("distributed_worker.py", "--out", tmp_path, "--kill-at", 6)
+    assert killed.returncode != 0 and seconds < DEADLINE, killed.stderr
+    assert not (tmp_path / "final.npz").exists()
+    saved = load_state(tmp_path / "run.ckpt")["extra"]["trainer"]
+    assert saved["global_step"] == 4 and saved["epoch_progress"]["batches"] == 4  # mid-epoch: 6 steps per epoch
+    resumed, _ = _run("distributed_worker.py", "--out", tmp_path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    got, want = load_state(tmp_path / "final.npz"), load_state(out / "final.npz")
+    for name, weight in want["weights"].items():
+        np.testing.assert_array_equal(got["weights"][name], weight, err_msg=name)
+    for key in ("val_loss", "val_accuracy", "train_accuracy", "lr"):
+        np.testing.assert_array_equal(got["history"][key], want["history"][key], err_msg=key)
+    np.testing.assert_allclose(got["history"]["train_loss"], want["history"]["train_loss"], rtol=1e-12)
+
+
+def test_a_rank_that_raises_brings_the_job_down_with_its_error(tmp_path):
+    done, seconds = _run("distributed_worker.py", "--out", tmp_path, "--raise-at", 3)
+    assert done.returncode != 0 and seconds < DEADLINE
+    assert "ValueError: injected failure at step 3 on rank 1" in done.stderr
+    assert "aborting the job" in done.stderr and not (tmp_path / "final.npz").exists()
+
+
+def test_a_rank_that_leaves_without_an_error_makes_the_others_time_out():
+    done, seconds = _run("distributed_checks.py", "timeout")
+    assert done.returncode != 0 and seconds < 20, done.stderr  # rank 0 would otherwise wait forever
+    assert "CollectiveTimeout: barrier: rank 0 of 2 waited" in done.stderr
+
+
+def test_collectives_accumulation_unused_and_late_gradients_on_two_ranks():
+    done, _ = _run("distributed_checks.py", "checks")
+    assert done.returncode == 0 and "all checks passed" in done.stdout, done.stderr
