@@ -49,6 +49,7 @@ from .checkpoint import (
     save_state,
 )
 from .dataloader import DataLoader  # where the original course imported it from
+from ..distributed.sampler import shard_indices  # this lesson's exercise on data parallelism
 from .losses import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -88,6 +89,7 @@ __all__ = [
     "DataLoader",
     "evaluate_model",
     "plot_training_history",
+    "shard_indices",
     *_callbacks.__all__,
     *_checkpoint.__all__,
     *_losses.__all__,
