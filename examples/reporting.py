@@ -50,8 +50,11 @@ def _machine() -> str:
 
 
 def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dict, test: dict,
-               test_loader, test_labels: np.ndarray, classes: tuple, seconds: dict) -> str:
-    """Write README.md, history.json and training_curve.png into ``out``; return the report's text."""
+               test_loader, test_labels: np.ndarray, classes: tuple, seconds: dict, notes: list[str] = ()) -> str:
+    """Write README.md, history.json and training_curve.png into ``out``; return the report's text.
+
+    ``notes`` are more lines for the report's list (how the run was distributed, say).
+    """
     out.mkdir(parents=True, exist_ok=True)
     matrix = compute_confusion_matrix(test_labels, predictions(model, test_loader), num_classes=len(classes))
     used = resources()
@@ -66,6 +69,7 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
         f"data loading {seconds['data']:.1f} s, whole program {seconds['total'] / 60:.1f} min",
         f"- Memory: peak RSS {used['peak_rss_mib']:,.0f} MiB; page faults: {used['minor_page_faults']:,} minor, "
         f"{used['major_page_faults']:,} major",
+        *notes,
         f"- **Test accuracy: {100 * test['accuracy']:.2f} %** on the {len(test_labels):,} test images "
         f"(loss {test['loss']:.4f})",
         "",
@@ -96,11 +100,14 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
 
 def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loader, epochs: int, quiet: bool,
                      out: Path, title: str, setup: str, test_labels: np.ndarray,
-                     classes: tuple, started: float, loaded: float) -> dict:
+                     classes: tuple, started: float, loaded: float, main_process: bool = True,
+                     record_loader=None, notes=None) -> dict:
     """Fit, evaluate on the test set, record everything in ``out``; returns the test scores.
 
     ``started`` and ``loaded`` are ``time.perf_counter()`` readings taken when the program began
-    and when its data were in memory.
+    and when its data were in memory. Data-parallel, every rank fits and evaluates on its shard
+    (``test_loader``) and only the ``main_process`` writes, reading the whole test set through
+    ``record_loader`` for the confusion matrix, with the lines ``notes()`` returns in its report.
     """
     from tinytorch.core.training import evaluate_model
 
@@ -110,6 +117,9 @@ def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loa
     trained = time.perf_counter()
     test = evaluate_model(trainer.model, test_loader)
     seconds = {"data": loaded - started, "train": trained - loaded, "total": time.perf_counter() - started}
-    record_run(out, title, setup, trainer.model, history, test, test_loader, test_labels, classes, seconds)
+    if not main_process:
+        return test
+    record_run(out, title, setup, trainer.model, history, test, record_loader or test_loader, test_labels, classes,
+               seconds, notes() if notes else ())
     print(f"{title}: test accuracy {100 * test['accuracy']:.2f} % after {seconds['total'] / 60:.1f} min; report in {out}")
     return test

@@ -4,6 +4,8 @@ Each test starts real MPI jobs (the ``distributed`` extra: mpi4py and the mpich 
 with a deadline, so a hang fails the test instead of stalling the suite.
 """
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -107,3 +109,24 @@ def test_a_rank_that_leaves_without_an_error_makes_the_others_time_out():
 def test_collectives_accumulation_unused_and_late_gradients_on_two_ranks():
     done, _ = _run("distributed_checks.py", "checks")
     assert done.returncode == 0 and "all checks passed" in done.stdout, done.stderr
+
+
+def test_the_cifar10_example_trains_data_parallel_and_rank_0_records_the_whole_test_set(tmp_path):
+    data = tmp_path / "data" / "cifar10"
+    data.mkdir(parents=True)
+    shutil.copy(HERE.parent / "data" / "cifar10" / "cifar-10-binary.tar.gz", data)
+    env = {**launch.thread_environment(1), "TINYTORCH_DATA": str(tmp_path / "data"),
+           "TINYTORCH_CACHE": str(tmp_path / "cache"), "TINYTORCH_TRUST_LOCAL": "1"}
+    _mpiexec_or_skip()
+    out, saved = tmp_path / "results", tmp_path / "model.npz"
+    done = launch.run(2, [str(HERE.parent / "examples" / "train_cifar10.py"), "--distributed", "--epochs=2",
+                          "--batch-size=4", f"--out={out}", f"--save={saved}"], timeout=DEADLINE, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("Epoch 2/2") == 1 and done.stdout.count("report in") == 1  # rank 0 only
+    recorded = json.loads((out / "history.json").read_text())
+    report = (out / "README.md").read_text()
+    assert "Data parallel: 2 ranks under mpiexec, OMP_NUM_THREADS=1 each" in report
+    # the test set was sharded for evaluation, and its counts summed: every test image once
+    assert recorded["test"]["num_samples"] == sum(map(sum, recorded["confusion_matrix"]))
+    state = load_state(saved)  # the plain model's weights, as the one-process program saves them
+    assert state["extra"]["test_accuracy"] == recorded["test"]["accuracy"] and "0.weight" in state["model"]
