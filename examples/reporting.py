@@ -101,19 +101,20 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
 def train_and_record(trainer: "tt.core.training.Trainer", train_loader, test_loader, epochs: int, quiet: bool,
                      out: Path, title: str, setup: str, test_labels: np.ndarray,
                      classes: tuple, started: float, loaded: float, main_process: bool = True,
-                     record_loader=None, notes=None) -> dict:
+                     record_loader=None, notes=None, resume_from=None) -> dict:
     """Fit, evaluate on the test set, record everything in ``out``; returns the test scores.
 
     ``started`` and ``loaded`` are ``time.perf_counter()`` readings taken when the program began
     and when its data were in memory. Data-parallel, every rank fits and evaluates on its shard
     (``test_loader``) and only the ``main_process`` writes, reading the whole test set through
     ``record_loader`` for the confusion matrix, with the lines ``notes()`` returns in its report.
+    ``resume_from``: a checkpoint of the run to continue from (``Trainer.fit``'s).
     """
     from tinytorch.core.training import evaluate_model
 
     # progress bars on a terminal, one line per epoch into a log file, nothing when quiet
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
-    history = trainer.fit(train_loader, test_loader, epochs=epochs, verbose=verbose)
+    history = trainer.fit(train_loader, test_loader, epochs=epochs, verbose=verbose, resume_from=resume_from)
     trained = time.perf_counter()
     test = evaluate_model(trainer.model, test_loader)
     seconds = {"data": loaded - started, "train": trained - loaded, "total": time.perf_counter() - started}

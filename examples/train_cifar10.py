@@ -3,6 +3,7 @@
 Usage:
   train_cifar10.py [--epochs=<n>] [--batch-size=<n>] [--lr=<x>] [--seed=<n>] [--limit=<n>]
                    [--out=<dir>] [--save=<file>] [--quiet] [--distributed]
+                   [--checkpoint-every=<n>] [--resume]
   train_cifar10.py (-h | --help)
 
 Options:
@@ -20,6 +21,11 @@ Options:
   --distributed     Train data-parallel on the ranks of `mpiexec -n P` (the batch size is the
                     whole step's, split over the P ranks; SyncBatchNorm; only rank 0 prints and
                     writes). Default --out then: examples/results/cifar10_distributed.
+  --checkpoint-every=<n>  Every n steps, write everything the run needs to continue (weights,
+                    optimizer, schedule, random state, where in the epoch it is) to the --save
+                    file's name with .run.npz; 0: never [default: 0].
+  --resume          Continue from that checkpoint, exactly where it was taken (after a crash, or a
+                    rank killed: the same command with --resume).
 
 The data come from TINYTORCH_DATA (on the course machines: TINYTORCH_DATA=../shared/data, whose
 CIFAR-10 is a JPEG-derived copy; see its README). Every piece is the framework's own: the
@@ -49,6 +55,7 @@ from tinytorch.core.dataloader import CIFAR10Dataset, DataLoader
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.metrics import Accuracy
 from tinytorch.core.optimizers import SGD, OneCycleLR
+from tinytorch.core.callbacks import PeriodicCheckpoint
 from tinytorch.core.checkpoint import save_checkpoint
 from tinytorch.core.training import Trainer
 
@@ -109,16 +116,20 @@ def main(argv: list[str] | None = None) -> dict:
     optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     schedule = OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=len(train_loader), pct_start=0.25)
     cost = data_parallel.AllReduceCost() if world is not None else None
+    run_checkpoint = Path(args["--save"]).with_suffix(".run.npz")
+    every = int(args["--checkpoint-every"])
+    callbacks = ([cost] if cost else []) + ([PeriodicCheckpoint(str(run_checkpoint), every)] if every else [])
     trainer = Trainer(model, CrossEntropyLoss(label_smoothing=0.1), optimizer, [Accuracy()], scheduler=schedule,
-                      callbacks=[cost] if cost else None)
+                      callbacks=callbacks)
+    resume = run_checkpoint if args["--resume"] else None
     setup = f"{epochs} epochs of {len(train_x):,} images, batch {batch_size}, SGD + one-cycle peak lr {lr}"
     if world is None:
         test = train_and_record(trainer, train_loader, test_loader, epochs, args["--quiet"], out,
-                                "CIFAR-10 with TinyTorch", setup, test_y, data.classes, started, loaded)
+                                "CIFAR-10 with TinyTorch", setup, test_y, data.classes, started, loaded, resume_from=resume)
     else:
         test = train_and_record(trainer, train_loader, shard_loader, epochs, args["--quiet"], out,
                                 "CIFAR-10 with TinyTorch, data-parallel", setup, test_y, data.classes, started, loaded,
-                                main_process=world.rank == 0, record_loader=test_loader,
+                                main_process=world.rank == 0, record_loader=test_loader, resume_from=resume,
                                 notes=lambda: data_parallel.report_lines(world, cost, model, trainer.history,
                                                                             out.parent / "cifar10" / "history.json"))
         model = model.module

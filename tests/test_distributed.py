@@ -120,7 +120,8 @@ def test_the_cifar10_example_trains_data_parallel_and_rank_0_records_the_whole_t
     _mpiexec_or_skip()
     out, saved = tmp_path / "results", tmp_path / "model.npz"
     done = launch.run(2, [str(HERE.parent / "examples" / "train_cifar10.py"), "--distributed", "--epochs=2",
-                          "--batch-size=4", f"--out={out}", f"--save={saved}"], timeout=DEADLINE, env=env)
+                          "--batch-size=4", f"--out={out}", f"--save={saved}", "--checkpoint-every=3"],
+                      timeout=DEADLINE, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("Epoch 2/2") == 1 and done.stdout.count("report in") == 1  # rank 0 only
     recorded = json.loads((out / "history.json").read_text())
@@ -130,3 +131,5 @@ def test_the_cifar10_example_trains_data_parallel_and_rank_0_records_the_whole_t
     assert recorded["test"]["num_samples"] == sum(map(sum, recorded["confusion_matrix"]))
     state = load_state(saved)  # the plain model's weights, as the one-process program saves them
     assert state["extra"]["test_accuracy"] == recorded["test"]["accuracy"] and "0.weight" in state["model"]
+    # 8 steps (4 per epoch: 15 images dealt to 2 ranks, 2 per rank and step); the last periodic save at step 6
+    assert load_state(saved.with_suffix(".run.npz"))["extra"]["trainer"]["global_step"] == 6
