@@ -141,3 +141,41 @@ def epsilon(kernel: str, eps) -> float:
     if not value >= 0:
         raise ValueError(f"{kernel}: eps must be a non-negative number, got {eps!r}")
     return value
+
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def gelu_approximation(kernel: str, approximate) -> str:
+    """Return ``approximate`` ("none": exact, through erf; "tanh": GPT-2's formula), or raise naming ``kernel``."""
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"{kernel}: approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}")
+    return approximate
+
+
+def optional_row_vector(kernel: str, name: str, v, length: int, dtype) -> np.ndarray | None:
+    """None, or ``v`` as a C-contiguous ``(length,)`` array of ``dtype`` (a layer norm's weight or bias)."""
+    if v is None:
+        return None
+    v = float_input(kernel, name, v, ndim=1, dtype=dtype)
+    same_shape(kernel, name, v, (length,))
+    return v
+
+
+def layer_norm_inputs(kernel: str, x, weight, bias) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Check a layer norm's x (N, D) and its optional (D,) weight and bias; return them C-contiguous."""
+    x = float_input(kernel, "x", x, ndim=2)
+    d = x.shape[1]
+    return x, optional_row_vector(kernel, "weight", weight, d, x.dtype), optional_row_vector(kernel, "bias", bias, d, x.dtype)
+
+
+def layer_norm_saved(kernel: str, grad, x, mean, invstd, weight) -> tuple:
+    """Check what a layer norm's backward receives; return (grad, x, mean, invstd, weight) C-contiguous."""
+    x = float_input(kernel, "x", x, ndim=2)
+    grad = float_input(kernel, "grad", grad, dtype=x.dtype)
+    same_shape(kernel, "grad", grad, x.shape)
+    mean = float_input(kernel, "mean", mean, ndim=1, dtype=x.dtype)
+    invstd = float_input(kernel, "invstd", invstd, ndim=1, dtype=x.dtype)
+    same_shape(kernel, "mean", mean, x.shape[:1])
+    same_shape(kernel, "invstd", invstd, x.shape[:1])
+    return grad, x, mean, invstd, optional_row_vector(kernel, "weight", weight, x.shape[1], x.dtype)

@@ -23,6 +23,9 @@ from .contracts import (
     conv2d_inputs,
     epsilon,
     float_input,
+    gelu_approximation,
+    layer_norm_inputs,
+    layer_norm_saved,
     pool_geometry,
     same_shape,
     shape_tuple,
@@ -44,6 +47,10 @@ __all__ = [
     "global_avgpool2d_backward",
     "relu_forward",
     "relu_backward",
+    "gelu_forward",
+    "gelu_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
     "batchnorm_forward_train",
     "batchnorm_forward_eval",
     "batchnorm_backward",
@@ -282,6 +289,49 @@ def relu_backward(y: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return np.where(y > 0, grad, 0).astype(y.dtype, copy=False)
 
 
+_SQRT_2_OVER_PI = 0.7978845608028654
+_INV_SQRT_2 = 0.7071067811865476
+_INV_SQRT_2PI = 0.3989422804014327
+_GELU_CUBIC = 0.044715
+
+
+def gelu_forward(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """GELU, element-wise: y = x * Phi(x), Phi the standard normal CDF.
+
+    x: any shape, float32/float64. ``approximate="none"`` computes Phi exactly through erf,
+    Phi(x) = (1 + erf(x / sqrt(2))) / 2; ``"tanh"`` uses GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x +
+    0.044715 x^3))). Returns y, a new array of x's shape and dtype.
+    """
+    from ..core.erf import erf  # Cody's erf in NumPy: NumPy has none
+
+    x = float_input("gelu_forward", "x", x)
+    approximate = gelu_approximation("gelu_forward", approximate)
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3)))
+    return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
+
+
+def gelu_backward(x: np.ndarray, grad: np.ndarray, approximate: str = "none") -> np.ndarray:
+    """Gradient of GELU from its input: dx = grad * GELU'(x).
+
+    x: the forward's input; grad: dL/dy of the same shape and dtype. GELU'(x) = Phi(x) + x phi(x),
+    phi the normal density exp(-x^2/2)/sqrt(2 pi); for ``"tanh"`` the derivative of that formula.
+    Returns dx, a new array of x's shape and dtype.
+    """
+    from ..core.erf import erf
+
+    x = float_input("gelu_backward", "x", x)
+    grad = float_input("gelu_backward", "grad", grad, dtype=x.dtype)
+    same_shape("gelu_backward", "grad", grad, x.shape)
+    approximate = gelu_approximation("gelu_backward", approximate)
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3))
+        slope = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+    else:
+        slope = 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    return grad * slope
+
+
 def _channel_axes(x: np.ndarray) -> tuple[int, ...]:
     """Every axis but the channel axis 1: the axes batch normalisation averages over."""
     return (0, *range(2, x.ndim))
@@ -352,6 +402,51 @@ def batchnorm_backward(
     dgamma = (grad * xhat).sum(axis=axes)
     dx = _per_channel(gamma * invstd / count, x) * (count * grad - _per_channel(dbeta, x) - xhat * _per_channel(dgamma, x))
     return dx, dgamma, dbeta
+
+
+def layer_norm_forward(
+    x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer normalisation of each row: y = (x - mean) * invstd * weight + bias.
+
+    x: (N, D) float32/float64, one sample per row (callers flatten the leading axes and the
+    normalised axes); weight, bias: (D,) or None (no scale, no shift). mean and the biased variance
+    are taken over each row; invstd = 1 / sqrt(var + eps). Returns (y (N, D), mean (N,),
+    invstd (N,)), all of x's dtype; pass mean and invstd to :func:`layer_norm_backward`.
+    """
+    x, weight, bias = layer_norm_inputs("layer_norm_forward", x, weight, bias)
+    eps = epsilon("layer_norm_forward", eps)
+    mean = x.mean(axis=1)
+    centred = x - mean[:, None]
+    invstd = 1.0 / np.sqrt((centred * centred).mean(axis=1) + eps)
+    y = centred * invstd[:, None]
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y.astype(x.dtype, copy=False), mean, invstd.astype(x.dtype, copy=False)
+
+
+def layer_norm_backward(
+    grad: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`layer_norm_forward` with respect to x, weight and bias.
+
+    grad: dL/dy (N, D); x, mean, invstd as the forward saw and returned them; weight (D,) or None.
+    With xhat = (x - mean) * invstd and gx = grad * weight (grad when weight is None):
+
+        dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat))      (means over each row)
+        dweight = sum over rows of grad * xhat,   dbias = sum over rows of grad
+
+    Returns (dx, dweight, dbias): dweight is None when weight is None; dbias is always the row sum of
+    grad (a caller whose forward had no bias ignores it).
+    """
+    grad, x, mean, invstd, weight = layer_norm_saved("layer_norm_backward", grad, x, mean, invstd, weight)
+    xhat = (x - mean[:, None]) * invstd[:, None]
+    gx = grad if weight is None else grad * weight
+    dx = invstd[:, None] * (gx - gx.mean(axis=1, keepdims=True) - xhat * (gx * xhat).mean(axis=1, keepdims=True))
+    dweight = None if weight is None else (grad * xhat).sum(axis=0)
+    return dx.astype(x.dtype, copy=False), dweight, grad.sum(axis=0)
 
 
 def attention_forward(

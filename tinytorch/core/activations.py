@@ -16,12 +16,11 @@ array([0.09 , 0.245, 0.665], dtype=float32)
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from . import kernels
+from .._kernels.contracts import GELU_APPROXIMATIONS
 from .autograd import Function
-from .erf import erf
 from .exercises import exercise
 from .module import Module
 from .ops.elementwise import ReLU as _ReLUOp
@@ -30,12 +29,6 @@ from .ops.elementwise import Tanh as _TanhOp
 from .ops.softmax import LogSoftmax as _LogSoftmaxOp
 from .ops.softmax import Softmax as _SoftmaxOp
 from .tensor import Tensor
-
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_GELU_CUBIC = 0.044715
-GELU_APPROXIMATIONS = ("none", "tanh")
 
 
 def _float_array(op: str, x: np.ndarray) -> np.ndarray:
@@ -67,34 +60,19 @@ def _scale_negatives(values: np.ndarray, keep: np.ndarray, slope: float) -> np.n
     return out
 
 
-def gelu_values(x: np.ndarray, approximate: str = "none") -> np.ndarray:
-    """GELU on a NumPy array: ``x * Phi(x)``, Phi the standard normal CDF, or its tanh approximation."""
-    if approximate == "tanh":
-        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3)))
-    return 0.5 * x * (1 + erf(x * _INV_SQRT_2))
-
-
-def gelu_derivative(x: np.ndarray, approximate: str = "none") -> np.ndarray:
-    """d GELU / dx on a NumPy array: ``Phi(x) + x * phi(x)`` (phi the normal density), or the tanh form's."""
-    if approximate == "tanh":
-        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3))
-        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
-    return 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-
-
 class GELUFunction(Function):
-    """y = x * Phi(x) (exact, through erf) or its tanh approximation."""
+    """y = x * Phi(x) (exact, through erf) or its tanh approximation, on the GELU kernels."""
 
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.save_for_backward(_float_array("gelu", x))
         ctx.approximate = approximate
-        return gelu_values(x, approximate).astype(x.dtype, copy=False)
+        return kernels.gelu_forward(x, approximate)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return grad * gelu_derivative(x, ctx.approximate).astype(x.dtype, copy=False)
+        return kernels.gelu_backward(x, grad, ctx.approximate)
 
 
 # -- functions --------------------------------------------------------------------------------------

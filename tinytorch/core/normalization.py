@@ -35,32 +35,32 @@ def _shape_tuple(name: str, shape: int | Sequence[int]) -> tuple[int, ...]:
 
 # -- LayerNorm --------------------------------------------------------------------------------------
 class LayerNormFunction(Function):
-    """y = xhat * gamma + beta, xhat = (x - mean) * invstd over the last ``ndim`` axes.
+    """y = xhat * gamma + beta, xhat = (x - mean) * invstd over the last ``ndim`` axes, on the layer-norm kernels.
 
     dL/dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = g * gamma: the two means
     remove the parts of the gradient that only shift or rescale a sample, which the normalisation
-    undoes anyway.
+    undoes anyway. The kernels see (samples, features): the leading axes and the normalised axes
+    each flattened into one.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, ndim, eps):
-        axes = tuple(range(x.ndim - ndim, x.ndim))
-        centred = x - x.mean(axis=axes, keepdims=True)
-        invstd = 1.0 / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + eps)
-        xhat = centred * invstd
-        ctx.save_for_backward(xhat, invstd, weight)
-        ctx.axes = axes
-        out = xhat if weight is None else xhat * weight
-        return out if bias is None else out + bias
+        features = int(np.prod(x.shape[x.ndim - ndim:]))
+        rows = x.reshape(-1, features)
+        flat = [None if p is None else p.reshape(-1) for p in (weight, bias)]
+        y, mean, invstd = kernels.layer_norm_forward(rows, flat[0], flat[1], eps)
+        ctx.save_for_backward(rows, mean, invstd, flat[0])
+        ctx.shapes = (x.shape, None if weight is None else weight.shape, None if bias is None else bias.shape)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, invstd, weight = ctx.saved
-        axes = ctx.axes
-        gx = grad if weight is None else grad * weight
-        dx = invstd * (gx - gx.mean(axis=axes, keepdims=True) - xhat * (gx * xhat).mean(axis=axes, keepdims=True))
+        rows, mean, invstd, weight = ctx.saved
+        x_shape, w_shape, b_shape = ctx.shapes
+        dx, dweight, dbias = kernels.layer_norm_backward(grad.reshape(rows.shape), rows, mean, invstd, weight)
         _, need_w, need_b = ctx.needs_input_grad
-        return dx, (grad * xhat if need_w else None), (grad if need_b else None)
+        return (dx.reshape(x_shape), dweight.reshape(w_shape) if need_w else None,
+                dbias.reshape(b_shape) if need_b else None)
 
 
 @exercise
