@@ -25,6 +25,7 @@ def fixture_data(tmp_path, monkeypatch):
     shutil.copy(FIXTURES / "cifar10" / "cifar-10-binary.tar.gz", root / "cifar10")
     shutil.copytree(FIXTURES / "mnist", root / "mnist")
     shutil.copytree(FIXTURES / "mnist", root / "fashion-mnist")
+    shutil.copytree(FIXTURES / "tinyshakespeare", root / "tinyshakespeare")
     monkeypatch.setenv("TINYTORCH_DATA", str(root))
     monkeypatch.setenv("TINYTORCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TINYTORCH_TRUST_LOCAL", "1")
@@ -61,3 +62,26 @@ def test_example_runs_and_records_its_results(program, batch_size, fixture_data,
         state = load_checkpoint(saved, module.build_model())
         assert state["extra"]["test_accuracy"] == test["accuracy"]
     sys.modules.pop(program, None)
+
+
+def test_tinygpt_example_runs_and_records_its_results(fixture_data, capsys):
+    module = importlib.import_module("train_tinygpt")
+    out, saved = fixture_data / "results", fixture_data / "tinygpt.npz"
+    tiny = ["--iters=4", "--batch-size=2", "--block-size=8", "--layers=1", "--heads=2", "--width=8",
+            "--eval-interval=2", "--eval-iters=1", "--sample-chars=30"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture is a trusted local copy: the data module warns so
+        final = module.main([*tiny, f"--out={out}", f"--save={saved}", "--quiet"])
+    recorded = json.loads((out / "history.json").read_text())
+    assert recorded["history"]["eval_step"] == [0, 2, 4] and len(recorded["history"]["step_loss"]) == 4
+    assert recorded["final"]["val_loss"] == final["val_loss"] > 0 and final["tokens_per_second"] > 0
+    report = (out / "README.md").read_text()
+    assert f"Validation loss: {final['val_loss']:.4f}" in report and "tokens/s" in report
+    assert len((out / "sample.txt").read_text()) == 30
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "report in" in capsys.readouterr().out
+    from tinytorch.tinygpt import TinyGPT
+
+    model = TinyGPT.load(saved)
+    assert model.saved_extra["val_loss"] == final["val_loss"] and model.config["d_model"] == 8
+    sys.modules.pop("train_tinygpt", None)

@@ -275,3 +275,30 @@ def test_registry_runs_the_compiled_attention_kernels():
     described = kernels.describe()
     assert described["attention_forward"] == "tinytorch._kernels.attention"
     assert described["attention_backward"] == "tinytorch._kernels.attention"
+
+
+@settings(max_examples=25)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), t=st.integers(1, 3), filled=st.integers(0, 6), spare=st.integers(0, 3),
+       d=st.integers(1, 5), dv=st.integers(1, 4), dtype=st.sampled_from(DTYPES), scale=st.sampled_from([None, 0.6]), data=st.data())
+def test_cached_attention_is_the_last_rows_of_causal_attention(batch, t, filled, spare, d, dv, dtype, scale, data):
+    # a cache of filled + t + spare positions, the first filled + t of them in use: the t new queries'
+    # outputs are the last t rows of causal attention over those positions, in both implementations
+    batch, length = tuple(batch), filled + t
+    size = length + spare
+    k_cache, v_cache = data.draw(arrays((*batch, size, d), dtype)), data.draw(arrays((*batch, size, dv), dtype))
+    q = data.draw(arrays((*batch, t, d), dtype))
+    whole_q = np.concatenate([np.zeros((*batch, filled, d), dtype), q], axis=-2)
+    expected = reference.attention_forward(whole_q, k_cache[..., :length, :], v_cache[..., :length, :], causal=True, scale=scale)[0][..., filled:, :]
+    for impl in IMPLEMENTATIONS.values():
+        assert_close(impl.attention_cached(q, k_cache, v_cache, length, scale), np.ascontiguousarray(expected), f"{impl.__name__} attention_cached")
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+def test_cached_attention_errors(impl):
+    q, cache = np.ones((2, 1, 4)), np.ones((2, 8, 4))
+    with pytest.raises(ValueError, match=r"attention_cached: length must be an integer from 1 \(the new queries\) to 8"):
+        impl.attention_cached(q, cache, cache, 9)
+    with pytest.raises(ValueError, match=r"k_cache of shape \(3, 8, 4\) and v_cache of shape \(3, 8, 4\) do not fit q"):
+        impl.attention_cached(q, np.ones((3, 8, 4)), np.ones((3, 8, 4)), 2)
+    with pytest.raises(TypeError, match="attention_cached: v_cache has dtype float32 but the other inputs are float64"):
+        impl.attention_cached(q, cache, cache.astype(np.float32), 2)

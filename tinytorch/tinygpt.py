@@ -291,9 +291,7 @@ def attention_step(
         raise ValueError(f"attention_step: {t} new token(s) after {length} do not fit in a cache of {cache_k.shape[-2]} positions")
     cache_k[..., length:end, :] = k
     cache_v[..., length:end, :] = v
-    # the kernel's causal limit is aligned to the bottom right: query i sees keys 0 .. length + i
-    out, _, _ = kernels.attention_forward(q, cache_k[..., :end, :], cache_v[..., :end, :], causal=True)
-    return out
+    return kernels.attention_cached(q, cache_k, cache_v, end)
 
 
 class KVCache:
@@ -345,24 +343,45 @@ class TransformerBlock(Module):
         self.ln2 = LayerNorm(d_model)
         self.mlp = Sequential(Dense(d_model, d_ff, bias=bias), GELU(), Dense(d_ff, d_model, bias=bias), Dropout(dropout))
 
-    def forward(self, x: Tensor, cache: tuple[np.ndarray, np.ndarray, int] | None = None) -> Tensor:
-        """(B, T, d_model) -> the same shape. With ``cache = (keys, values, length)`` (one layer of a
-        :class:`KVCache`), x holds the tokens after the cached ones and attends to them too."""
-        if cache is None:
-            x = x + self.attn_dropout(self.attn(self.ln1(x), is_causal=True))
-        else:
-            x = x + self._cached_attention(self.ln1(x), *cache)
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) -> the same shape."""
+        x = x + self.attn_dropout(self.attn(self.ln1(x), is_causal=True))
         return x + self.mlp(self.ln2(x))
 
-    def _cached_attention(self, x: Tensor, keys: np.ndarray, values: np.ndarray, length: int) -> Tensor:
-        """The attention sub-layer for new tokens, reading and extending one layer's cache (no graph)."""
+    def step(self, x: np.ndarray, keys: np.ndarray, values: np.ndarray, length: int) -> np.ndarray:
+        """The block on the arrays of t new tokens that follow ``length`` cached ones (generation; no graph).
+
+        ``keys`` and ``values`` are this block's (B, H, max_length, D) part of a :class:`KVCache`; the
+        new tokens' keys and values are written into it. It computes what :meth:`forward` computes for
+        those positions (in evaluation mode) but on NumPy arrays and the kernels directly: a generated
+        token costs a few dozen small operations, and the autograd machinery around each of them,
+        needed only for training, would cost more than the arithmetic.
+        """
         attn = self.attn
         b, t, e = x.shape
-        h, d = attn.num_heads, attn.head_dim
-        qkv = linear(x, attn.in_proj_weight, attn.in_proj_bias).data  # (B, t, 3E)
-        q, k, v = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # each (B, H, t, D)
-        out = attention_step(q, k, v, keys, values, length)
-        return attn.out_proj(Tensor(out.transpose(0, 2, 1, 3).reshape(b, t, e), dtype=out.dtype))
+        qkv = _dense(_layer_norm(self.ln1, x), attn.in_proj_weight, attn.in_proj_bias)  # (B, t, 3E)
+        q, k, v = qkv.reshape(b, t, 3, attn.num_heads, attn.head_dim).transpose(2, 0, 3, 1, 4)  # each (B, H, t, D)
+        heads = attention_step(q, k, v, keys, values, length)  # (B, H, t, D)
+        x = x + _dense(heads.transpose(0, 2, 1, 3).reshape(b, t, e), attn.out_proj.weight, attn.out_proj.bias)
+        fc, gelu, proj = self.mlp[0], self.mlp[1], self.mlp[2]
+        hidden = kernels.gelu_forward(_dense(_layer_norm(self.ln2, x), fc.weight, fc.bias), gelu.approximate)
+        return x + _dense(hidden, proj.weight, proj.bias)
+
+
+def _dense(x: np.ndarray, weight: Tensor, bias: Tensor | None) -> np.ndarray:
+    """``x @ weight.T + bias`` on arrays: a Dense layer's arithmetic without a graph."""
+    out = x @ weight.data.T
+    if bias is not None:
+        out += bias.data
+    return out
+
+
+def _layer_norm(norm: LayerNorm, x: np.ndarray) -> np.ndarray:
+    """A LayerNorm over the last axis, on arrays, through the layer-norm kernel."""
+    w, b = norm.weight, norm.bias
+    y, _, _ = kernels.layer_norm_forward(x.reshape(-1, x.shape[-1]), None if w is None else w.data,
+                                         None if b is None else b.data, norm.eps)
+    return y.reshape(x.shape)
 
 
 class TinyGPT(Module):
@@ -461,14 +480,16 @@ class TinyGPT(Module):
             raise ValueError(f"TinyGPT: expected token ids of shape (B, T) (integers), got shape {ids.shape} of {ids.dtype}")
         return ids
 
-    def _embed(self, ids: np.ndarray, start: int) -> Tensor:
-        t = ids.shape[1]
-        if start + t > self.max_length:
+    def _check_fits(self, tokens: int) -> None:
+        if tokens > self.max_length:
             raise ValueError(
-                f"TinyGPT got a sequence of {start + t} tokens; the model has positions for max_length={self.max_length} "
+                f"TinyGPT got a sequence of {tokens} tokens; the model has positions for max_length={self.max_length} "
                 "(crop the context to its last max_length tokens)"
             )
-        positions = self.position_embedding(np.arange(start, start + t))  # (T, d_model), broadcast over the batch
+
+    def _embed(self, ids: np.ndarray) -> Tensor:
+        self._check_fits(ids.shape[1])
+        positions = self.position_embedding(np.arange(ids.shape[1]))  # (T, d_model), broadcast over the batch
         return self.dropout(self.token_embedding(ids) + positions)
 
     def forward(self, idx: Any, targets: Any = None) -> Tensor | tuple[Tensor, Tensor]:
@@ -477,7 +498,7 @@ class TinyGPT(Module):
         ``logits[b, t]`` scores the token that follows ``idx[b, :t + 1]``.
         """
         ids = self._ids(idx)
-        x = self._embed(ids, 0)
+        x = self._embed(ids)
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.ln_f(x))
@@ -498,15 +519,22 @@ class TinyGPT(Module):
     def forward_cached(self, idx: Any, cache: KVCache) -> Tensor:
         """Logits (B, t, V) of t new tokens that follow the ``cache.length`` tokens already in ``cache``.
 
-        The new tokens' keys and values are added to the cache. No graph is built: this is for
-        generation. Feeding a sequence in pieces gives the same logits as :meth:`forward` on all of it.
+        The new tokens' keys and values are added to the cache. It runs in evaluation mode (no
+        dropout) and builds no graph: this is for generation. Feeding a sequence in pieces gives the
+        same logits as :meth:`forward` on all of it.
         """
         ids = self._ids(idx)
-        x = self._embed(ids, cache.length)
+        t = ids.shape[1]
+        self._check_fits(cache.length + t)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise IndexError(f"TinyGPT.forward_cached got token id {int(ids.min() if ids.min() < 0 else ids.max())}; "
+                             f"ids must be in [0, {self.vocab_size})")
+        x = self.token_embedding.weight.data[ids] + self.position_embedding.weight.data[cache.length:cache.length + t]
         for i, block in enumerate(self.blocks):
-            x = block(x, cache=(cache.keys[i], cache.values[i], cache.length))
-        cache.length += ids.shape[1]
-        return self.head(self.ln_f(x))
+            x = block.step(x, cache.keys[i], cache.values[i], cache.length)
+        cache.length += t
+        logits = _layer_norm(self.ln_f, x) @ self.head.weight.data.T
+        return Tensor(logits, dtype=logits.dtype)
 
     # -- generation ------------------------------------------------------------------------------------
     def _prompt(self, prompt: Any) -> tuple[np.ndarray, str]:

@@ -140,3 +140,31 @@ def backward_inputs(kernel: str, grad_out, q, k, v, probs, keep, scale, dropout_
     q, k, v = attention_qkv(kernel, q, k, v)
     grad_out, probs, keep, p = attention_saved(kernel, grad_out, probs, keep, dropout_p, q, k, v)
     return grad_out, q, k, v, probs, keep, attention_scale(kernel, scale, q.shape[-1]), dropout_scale(p)
+
+
+def cached_inputs(kernel: str, q, k_cache, v_cache, length, scale) -> tuple:
+    """Every check of ``attention_cached``: q (..., t, D), caches (..., S, D) and (..., S, Dv), t <= length <= S.
+
+    Returns (q, k_cache, v_cache, length, scale), arrays C-contiguous, length an int, scale a float.
+    """
+    q = float_input(kernel, "q", q)
+    k_cache = float_input(kernel, "k_cache", k_cache, dtype=q.dtype)
+    v_cache = float_input(kernel, "v_cache", v_cache, dtype=q.dtype)
+    if q.ndim < 2 or k_cache.ndim != q.ndim or v_cache.ndim != q.ndim:
+        raise ValueError(
+            f"{kernel}: q {q.shape}, k_cache {k_cache.shape} and v_cache {v_cache.shape} must have the same number "
+            "of axes, at least 2 (..., positions, features)"
+        )
+    if k_cache.shape[:-2] != q.shape[:-2] or k_cache.shape[-1] != q.shape[-1] or v_cache.shape[:-1] != k_cache.shape[:-1]:
+        raise ValueError(
+            f"{kernel}: k_cache of shape {k_cache.shape} and v_cache of shape {v_cache.shape} do not fit q of shape "
+            f"{q.shape}: expected (*{q.shape[:-2]}, S, {q.shape[-1]}) and (*{q.shape[:-2]}, S, Dv)"
+        )
+    if q.shape[-1] == 0:
+        raise ValueError(f"{kernel}: q and k_cache have a head size D of 0; D must be at least 1")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not q.shape[-2] <= length <= k_cache.shape[-2]:
+        raise ValueError(
+            f"{kernel}: length must be an integer from {q.shape[-2]} (the new queries) to {k_cache.shape[-2]} "
+            f"(the cache's size), got {length!r}"
+        )
+    return q, k_cache, v_cache, int(length), attention_scale(kernel, scale, q.shape[-1])

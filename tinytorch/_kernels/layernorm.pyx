@@ -26,9 +26,11 @@ cdef enum:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _forward(const floating[:, ::1] x, const floating* w, const floating* b, double eps,
-                   floating[:, ::1] y, floating[::1] mean, floating[::1] invstd) noexcept nogil:
+cdef void _forward(const floating[:, ::1] x, const floating[::1] weight, bint has_weight, const floating[::1] bias,
+                   bint has_bias, double eps, floating[:, ::1] y, floating[::1] mean, floating[::1] invstd) noexcept nogil:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], r, j
+    cdef const floating* w = &weight[0] if has_weight else NULL
+    cdef const floating* b = &bias[0] if has_bias else NULL
     cdef double m, s
     cdef floating fm, fs
     cdef const floating* xr
@@ -60,9 +62,11 @@ cdef void _forward(const floating[:, ::1] x, const floating* w, const floating* 
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _backward_rows(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
-                         const floating[::1] invstd, const floating* w, floating[:, ::1] dx) noexcept nogil:
+                         const floating[::1] invstd, const floating[::1] weight, bint has_weight,
+                         floating[:, ::1] dx) noexcept nogil:
     """dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = g * w, row by row."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], r, j
+    cdef const floating* w = &weight[0] if has_weight else NULL
     cdef double a0, a1, a2, a3, c0, c1, c2, c3
     cdef floating m, s, mg, mgx, gx, xh
     cdef const floating* gr
@@ -139,6 +143,11 @@ cdef void _backward_columns(const floating[:, ::1] g, const floating[:, ::1] x, 
         _column_block(g, x, mean, invstd, k * COLUMN_BLOCK, min(d, (k + 1) * COLUMN_BLOCK), with_weight, dw, db)
 
 
+def _vector(v, dtype):
+    """``v``, or a one-element placeholder for an absent weight or bias (a memoryview cannot be None)."""
+    return np.zeros(1, dtype) if v is None else v
+
+
 def layer_norm_forward(x, weight, bias, eps):
     x, weight, bias = layer_norm_inputs("layer_norm_forward", x, weight, bias)
     eps = epsilon("layer_norm_forward", eps)
@@ -147,10 +156,11 @@ def layer_norm_forward(x, weight, bias, eps):
     mean = np.empty(n, x.dtype)
     invstd = np.empty(n, x.dtype)
     if n and d:
+        w, b = _vector(weight, x.dtype), _vector(bias, x.dtype)
         if x.dtype == np.float32:
-            _forward[float](x, _pointer_f(weight), _pointer_f(bias), eps, y, mean, invstd)
+            _forward[float](x, w, weight is not None, b, bias is not None, eps, y, mean, invstd)
         else:
-            _forward[double](x, _pointer_d(weight), _pointer_d(bias), eps, y, mean, invstd)
+            _forward[double](x, w, weight is not None, b, bias is not None, eps, y, mean, invstd)
     elif n:  # rows of no features: NumPy's mean of nothing is NaN, and so is the reference's
         mean.fill(np.nan)
         invstd.fill(np.nan)
@@ -164,27 +174,11 @@ def layer_norm_backward(grad, x, mean, invstd, weight):
     dw = np.zeros(d, x.dtype)
     db = np.zeros(d, x.dtype)
     if n and d:
+        w = _vector(weight, x.dtype)
         if x.dtype == np.float32:
-            _backward_rows[float](grad, x, mean, invstd, _pointer_f(weight), dx)
+            _backward_rows[float](grad, x, mean, invstd, w, weight is not None, dx)
             _backward_columns[float](grad, x, mean, invstd, weight is not None, dw, db)
         else:
-            _backward_rows[double](grad, x, mean, invstd, _pointer_d(weight), dx)
+            _backward_rows[double](grad, x, mean, invstd, w, weight is not None, dx)
             _backward_columns[double](grad, x, mean, invstd, weight is not None, dw, db)
     return dx, (None if weight is None else dw), db
-
-
-cdef float* _pointer_f(v):
-    """The data of a float32 (D,) array, or NULL for None (the arrays were checked by the contracts)."""
-    cdef float[::1] view
-    if v is None:
-        return NULL
-    view = v
-    return &view[0]
-
-
-cdef double* _pointer_d(v):
-    cdef double[::1] view
-    if v is None:
-        return NULL
-    view = v
-    return &view[0]

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .attention_contracts import backward_inputs as attention_backward_inputs
+from .attention_contracts import cached_inputs as attention_cached_inputs
 from .attention_contracts import dropout_scale
 from .attention_contracts import forward_inputs as attention_forward_inputs
 from .contracts import (
@@ -56,6 +57,7 @@ __all__ = [
     "batchnorm_backward",
     "attention_forward",
     "attention_backward",
+    "attention_cached",
     "sgd_step",
     "adam_step",
     "rmsprop_step",
@@ -542,6 +544,26 @@ def attention_backward(
         dprobs = dprobs * keep * factor
     dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)) * scale
     return dscores @ k, np.swapaxes(dscores, -1, -2) @ q, dv
+
+
+def attention_cached(
+    q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarray, length: int, scale: float | None = None
+) -> np.ndarray:
+    """Attention of the newest tokens to a KV cache, for generation (no gradient, no mask array).
+
+    q: (..., t, D), the queries of the t newest tokens, at positions length - t .. length - 1.
+    k_cache: (..., S, D) and v_cache: (..., S, Dv), the keys and values of every position so far
+    (positions 0 .. length - 1 filled, the new tokens' included; the rest is ignored). New query i
+    attends to positions 0 .. length - t + i, as causal attention over the whole sequence would.
+    ``scale`` multiplies the scores, 1/sqrt(D) when None. Returns (..., t, Dv), a new array.
+    """
+    q, k_cache, v_cache, length, scale = attention_cached_inputs("attention_cached", q, k_cache, v_cache, length, scale)
+    keys, values = k_cache[..., :length, :], v_cache[..., :length, :]
+    scores = (q @ np.swapaxes(keys, -1, -2)) * scale  # (..., t, length)
+    t = q.shape[-2]
+    scores = np.where(np.tri(t, length, k=length - t, dtype=bool), scores, -np.inf)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True, initial=-np.inf))  # every row sees key 0 at least
+    return (e / e.sum(axis=-1, keepdims=True)) @ values
 
 
 def sgd_step(
