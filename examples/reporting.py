@@ -37,8 +37,7 @@ def write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def machine_description() -> str:
-    """The CPU, core count, Python, NumPy and OpenMP of this machine, for a run's record."""
+def _machine() -> str:
     import os
     import platform
 
@@ -64,7 +63,7 @@ def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dic
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- Command: `{' '.join(['python', *sys.argv])}`",
-        f"- Machine: {machine_description()}",
+        f"- Machine: {_machine()}",
         f"- Model: {model.num_parameters():,} parameters; {setup}",
         f"- Wall time: training {seconds['train'] / 60:.1f} min (with the per-epoch test evaluation), "
         f"data loading {seconds['data']:.1f} s, whole program {seconds['total'] / 60:.1f} min",

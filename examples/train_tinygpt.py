@@ -58,7 +58,7 @@ from tinytorch.core.dataloader import TinyShakespeare
 from tinytorch.core.optimizers import AdamW, WarmupCosineLR, clip_grad_norm_
 from tinytorch.tinygpt import CharTokenizer, TinyGPT
 
-from reporting import machine_description, write_atomically
+from reporting import _machine, write_atomically
 
 CONFIGS = {
     # nanoGPT's config/train_shakespeare_char.py with the overrides its README gives for a CPU
@@ -249,7 +249,7 @@ def record(out: Path, name: str, config: dict, model: TinyGPT, history: dict, fi
         "",
         f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- Command: `{' '.join(['python', *sys.argv])}`",
-        f"- Machine: {machine_description()}",
+        f"- Machine: {_machine()}",
         f"- Model: {model.num_parameters():,} parameters; {c['layers']} layers, {c['heads']} heads, width "
         f"{c['width']}, context {c['block_size']} characters, vocabulary {model.vocab_size}, dropout {c['dropout']}",
         f"- Training: {c['iters']} steps of {c['batch_size']} windows x {c['block_size']} characters; AdamW "
