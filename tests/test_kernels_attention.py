@@ -302,3 +302,37 @@ def test_cached_attention_errors(impl):
         impl.attention_cached(q, np.ones((3, 8, 4)), np.ones((3, 8, 4)), 2)
     with pytest.raises(TypeError, match="attention_cached: v_cache has dtype float32 but the other inputs are float64"):
         impl.attention_cached(q, cache, cache.astype(np.float32), 2)
+
+
+@settings(max_examples=25)
+@given(b=st.integers(1, 2), t=st.integers(1, 70), h=st.sampled_from([1, 2, 3]), d=st.integers(1, 4), dtype=st.sampled_from(DTYPES),
+       mask_kind=st.sampled_from([None, "bool", "float"]), causal=st.booleans(), dropout_p=st.sampled_from([0.0, 0.0, 0.3]),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_packed_attention_is_attention_on_the_split_heads(b, t, h, d, dtype, mask_kind, causal, dropout_p, seed, data):
+    # up to 70 tokens: more than one causal block of query rows
+    e = h * d
+    qkv = data.draw(arrays((b, t, 3 * e), dtype))
+    grad = data.draw(arrays((b, t, e), dtype))
+    rng = np.random.default_rng(seed)
+    mask = _mask(rng, mask_kind, (b, 1, 1, t), 0.3)
+    if mask is not None:  # a (B, 1, 1, T) padding-style mask; every query keeps key 0
+        mask[..., 0] = True if mask.dtype == np.bool_ else 0.0
+    heads = [np.ascontiguousarray(part) for part in qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)]
+    out_ref, probs_ref, keep_ref = reference.attention_forward(*heads, mask, causal, None, dropout_p, seed)
+    grads_ref = reference.attention_backward(grad.reshape(b, t, h, d).transpose(0, 2, 1, 3), *heads, probs_ref, keep_ref, None, dropout_p)
+    for impl in IMPLEMENTATIONS.values():
+        out, probs, keep = impl.attention_packed_forward(qkv, h, mask, causal, None, dropout_p, seed)
+        assert_close(out, np.ascontiguousarray(out_ref.transpose(0, 2, 1, 3).reshape(b, t, e)), f"{impl.__name__} packed out")
+        assert_close(probs, probs_ref, f"{impl.__name__} packed probs")
+        np.testing.assert_array_equal(keep, keep_ref)
+        dqkv = impl.attention_packed_backward(grad, qkv, h, probs, keep, None, dropout_p, causal)
+        expected = np.stack([g.transpose(0, 2, 1, 3) for g in grads_ref], axis=2).reshape(b, t, 3 * e)
+        assert_close(dqkv, expected, f"{impl.__name__} packed dqkv", scale=10)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+def test_packed_attention_errors(impl):
+    with pytest.raises(ValueError, match=r"qkv of shape \(2, 3, 12\) must have 3 \* E features with E divisible by num_heads=3"):
+        impl.attention_packed_forward(np.ones((2, 3, 12)), 3)
+    with pytest.raises(ValueError, match=r"attention_packed_backward: grad_out has shape \(2, 3, 5\); expected \(2, 3, 4\)"):
+        impl.attention_packed_backward(np.ones((2, 3, 5)), np.ones((2, 3, 12)), 2, np.ones((2, 2, 3, 3)), None, None, 0.0)

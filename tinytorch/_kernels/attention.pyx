@@ -33,7 +33,14 @@ from libc.math cimport INFINITY
 from .fusedmath cimport fexp
 from .loops cimport sum_of, sum_of_centred_products
 
-from .attention_contracts import backward_inputs, cached_inputs, dropout_scale, forward_inputs
+from .attention_contracts import (
+    backward_inputs,
+    cached_inputs,
+    dropout_scale,
+    forward_inputs,
+    packed_backward_inputs,
+    packed_forward_inputs,
+)
 from .workspace import scratch
 
 # Score matrices smaller than this are processed on the calling thread: waking the others costs more.
@@ -199,71 +206,117 @@ def _blocks(tq, tk, causal):
     return blocks
 
 
-def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, seed=None):
-    q, k, v, mask, scale, p, keep = forward_inputs("attention_forward", q, k, v, mask, scale, dropout_p, seed)
-    batch, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
-    q3, k3, v3 = _stack(q), _stack(k), _stack(v)
-    blocks = _blocks(tq, tk, causal)
+def _forward_into(q, k, v, mask, causal, scale, p, keep, out):
+    """The forward pass on (..., T, D) views of any strides (unit stride along D), writing (..., Tq, Dv) into ``out``.
 
-    probs = np.empty((q3.shape[0], tq, tk), q.dtype)  # raw scores, made probabilities in place
+    The matrix products take the views as they are (BLAS reads a row stride), so a head of a packed
+    (B, T, 3E) projection is attended in place and the output lands in the merged (B, T, E) layout.
+    Returns the probabilities, a new C-contiguous (..., Tq, Tk) array.
+    """
+    batch, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    blocks = _blocks(tq, tk, causal)
+    probs = np.empty((*batch, tq, tk), q.dtype)  # raw scores, made probabilities in place
     for a, b, seen in blocks:
-        np.matmul(q3[:, a:b], k3[:, :seen].transpose(0, 2, 1), out=probs[:, a:b, :seen])
-    dropped = None if keep is None else scratch("attention.dropped", probs.shape, q.dtype)
+        np.matmul(q[..., a:b, :], np.swapaxes(k[..., :seen, :], -1, -2), out=probs[..., a:b, :seen])
+    probs3 = _stack(probs)
+    dropped = None if keep is None else scratch("attention.dropped", probs3.shape, q.dtype)
     if probs.size:
         kind = NO_MASK if mask is None else BOOL_MASK if mask.dtype == np.bool_ else FLOAT_MASK
         offsets, mrow, mcol = (_NO_OFFSETS, 0, 0) if mask is None else _mask_layout(mask, batch, tq, tk)
         bmask = mask.reshape(-1).view(np.uint8) if kind == BOOL_MASK else _NO_BYTES
         fmask = mask.reshape(-1) if kind == FLOAT_MASK else np.zeros(1, q.dtype)
         flat_keep = _NO_BYTES if keep is None else keep.reshape(-1).view(np.uint8)
-        written = probs if dropped is None else dropped
+        written = probs3 if dropped is None else dropped
         if q.dtype == np.float32:
-            _softmax_scores[float](probs, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
+            _softmax_scores[float](probs3, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
                                    flat_keep, written, keep is not None, dropout_scale(p))
         else:
-            _softmax_scores[double](probs, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
+            _softmax_scores[double](probs3, scale, causal, kind, bmask, fmask, offsets, mrow, mcol,
                                     flat_keep, written, keep is not None, dropout_scale(p))
-    attended = probs if dropped is None else dropped
-    out = np.empty((q3.shape[0], tq, v.shape[-1]), q.dtype)
+    attended = probs if dropped is None else dropped.reshape(probs.shape)
     for a, b, seen in blocks:
-        np.matmul(attended[:, a:b, :seen], v3[:, :seen], out=out[:, a:b])
-    return out.reshape(*batch, tq, v.shape[-1]), probs.reshape(*batch, tq, tk), keep
+        np.matmul(attended[..., a:b, :seen], v[..., :seen, :], out=out[..., a:b, :])
+    return probs
+
+
+def _backward_into(grad_out, q, k, v, probs, keep, scale, factor, causal, dq, dk, dv):
+    """The backward pass on views of any strides, writing dq, dk and dv into the given (possibly strided) arrays."""
+    probs3 = _stack(probs)
+    tq, tk = probs.shape[-2], probs.shape[-1]
+    blocks = _blocks(tq, tk, causal)
+    keep3 = _NO_BYTES.reshape(1, 1, 1) if keep is None else keep.reshape(probs3.shape).view(np.uint8)
+    dropped = probs
+    if keep is not None:
+        dropped3 = scratch("attention.dropped", probs3.shape, q.dtype)
+        rows = (probs3.shape[0] * tq, tk)
+        if q.dtype == np.float32:
+            _apply_keep[float](probs3.reshape(rows), keep3.reshape(rows), factor, dropped3.reshape(rows))
+        else:
+            _apply_keep[double](probs3.reshape(rows), keep3.reshape(rows), factor, dropped3.reshape(rows))
+        dropped = dropped3.reshape(probs.shape)
+
+    dscores3 = scratch("attention.dscores", probs3.shape, q.dtype)  # dP = dO Vᵀ, made dS in place
+    dscores = dscores3.reshape(probs.shape)
+    for a, b, seen in blocks:
+        np.matmul(grad_out[..., a:b, :], np.swapaxes(v[..., :seen, :], -1, -2), out=dscores[..., a:b, :seen])
+    if probs.size:
+        if q.dtype == np.float32:
+            _softmax_grad[float](dscores3, probs3, keep3, keep is not None, factor, scale, causal)
+        else:
+            _softmax_grad[double](dscores3, probs3, keep3, keep is not None, factor, scale, causal)
+
+    first_unseen = 0
+    for a, b, seen in blocks:
+        np.matmul(dscores[..., a:b, :seen], k[..., :seen, :], out=dq[..., a:b, :])
+        new_keys = slice(first_unseen, seen)  # keys first seen by query a: no earlier query sees them
+        np.matmul(np.swapaxes(dscores[..., a:, new_keys], -1, -2), q[..., a:, :], out=dk[..., new_keys, :])
+        np.matmul(np.swapaxes(dropped[..., a:, new_keys], -1, -2), grad_out[..., a:, :], out=dv[..., new_keys, :])
+        first_unseen = max(first_unseen, seen)
+
+
+def attention_forward(q, k, v, mask=None, causal=False, scale=None, dropout_p=0.0, seed=None):
+    q, k, v, mask, scale, p, keep = forward_inputs("attention_forward", q, k, v, mask, scale, dropout_p, seed)
+    out = np.empty((*q.shape[:-1], v.shape[-1]), q.dtype)
+    probs = _forward_into(q, k, v, mask, causal, scale, p, keep, out)
+    return out, probs, keep
 
 
 def attention_backward(grad_out, q, k, v, probs, keep, scale, dropout_p, causal=False):
     grad_out, q, k, v, probs, keep, scale, factor = backward_inputs(
         "attention_backward", grad_out, q, k, v, probs, keep, scale, dropout_p
     )
-    q3, k3, v3, g3, p3 = _stack(q), _stack(k), _stack(v), _stack(grad_out), _stack(probs)
-    tq, tk = p3.shape[1], p3.shape[2]
-    blocks = _blocks(tq, tk, causal)
-    keep3 = _NO_BYTES.reshape(1, 1, 1) if keep is None else keep.reshape(p3.shape).view(np.uint8)
-    dropped = p3
-    if keep is not None:
-        dropped = scratch("attention.dropped", p3.shape, q.dtype)
-        rows = (p3.shape[0] * tq, tk)
-        if q.dtype == np.float32:
-            _apply_keep[float](p3.reshape(rows), keep3.reshape(rows), factor, dropped.reshape(rows))
-        else:
-            _apply_keep[double](p3.reshape(rows), keep3.reshape(rows), factor, dropped.reshape(rows))
+    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
+    _backward_into(grad_out, q, k, v, probs, keep, scale, factor, causal, dq, dk, dv)
+    return dq, dk, dv
 
-    dscores = scratch("attention.dscores", p3.shape, q.dtype)  # dP = dO Vᵀ, made dS in place
-    for a, b, seen in blocks:
-        np.matmul(g3[:, a:b], v3[:, :seen].transpose(0, 2, 1), out=dscores[:, a:b, :seen])
-    if p3.size:
-        if q.dtype == np.float32:
-            _softmax_grad[float](dscores, p3, keep3, keep is not None, factor, scale, causal)
-        else:
-            _softmax_grad[double](dscores, p3, keep3, keep is not None, factor, scale, causal)
 
-    dq, dk, dv = np.empty_like(q3), np.empty_like(k3), np.empty_like(v3)
-    first_unseen = 0
-    for a, b, seen in blocks:
-        np.matmul(dscores[:, a:b, :seen], k3[:, :seen], out=dq[:, a:b])
-        new_keys = slice(first_unseen, seen)  # keys first seen by query a: no earlier query sees them
-        np.matmul(dscores[:, a:, new_keys].transpose(0, 2, 1), q3[:, a:], out=dk[:, new_keys])
-        np.matmul(dropped[:, a:, new_keys].transpose(0, 2, 1), g3[:, a:], out=dv[:, new_keys])
-        first_unseen = max(first_unseen, seen)
-    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
+def _heads(packed, num_heads):
+    """(B, T, 3E) -> three (B, H, T, D) views of the q, k and v parts (no copy)."""
+    b, t, three_e = packed.shape
+    parts = packed.reshape(b, t, 3, num_heads, three_e // (3 * num_heads))
+    return tuple(parts[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+
+
+def attention_packed_forward(qkv, num_heads, mask=None, causal=False, scale=None, dropout_p=0.0, seed=None):
+    qkv, num_heads, mask, scale, p, keep = packed_forward_inputs(
+        "attention_packed_forward", qkv, num_heads, mask, scale, dropout_p, seed
+    )
+    b, t, three_e = qkv.shape
+    out = np.empty((b, t, three_e // 3), qkv.dtype)
+    heads_out = out.reshape(b, t, num_heads, -1).transpose(0, 2, 1, 3)  # (B, H, T, D) view of the merged output
+    probs = _forward_into(*_heads(qkv, num_heads), mask, causal, scale, p, keep, heads_out)
+    return out, probs, keep
+
+
+def attention_packed_backward(grad_out, qkv, num_heads, probs, keep, scale, dropout_p, causal=False):
+    grad_out, qkv, num_heads, probs, keep, scale, factor = packed_backward_inputs(
+        "attention_packed_backward", grad_out, qkv, num_heads, probs, keep, scale, dropout_p
+    )
+    b, t, e = grad_out.shape
+    dqkv = np.empty_like(qkv)
+    g = grad_out.reshape(b, t, num_heads, -1).transpose(0, 2, 1, 3)
+    _backward_into(g, *_heads(qkv, num_heads), probs, keep, scale, factor, causal, *_heads(dqkv, num_heads))
+    return dqkv
 
 
 @cython.boundscheck(False)

@@ -104,6 +104,11 @@ def attention_saved(
     probs = float_input(kernel, "probs", probs, dtype=q.dtype)
     same_shape(kernel, "probs", probs, (*batch, tq, tk))
     p = dropout_probability(kernel, dropout_p)
+    return grad_out, probs, saved_keep(kernel, keep, p, probs.shape), p
+
+
+def saved_keep(kernel: str, keep, p: float, shape: tuple[int, ...]) -> np.ndarray | None:
+    """Check the dropout keep-mask a backward receives (None exactly when p == 0); return it C-contiguous."""
     if (keep is None) != (p == 0.0):
         raise ValueError(
             f"{kernel}: keep must be given exactly when dropout_p > 0; got dropout_p={p} and "
@@ -112,9 +117,9 @@ def attention_saved(
     if keep is not None:
         if not isinstance(keep, np.ndarray) or keep.dtype != np.bool_:
             raise TypeError(f"{kernel}: keep must be a boolean NumPy array, got {getattr(keep, 'dtype', type(keep).__name__)}")
-        same_shape(kernel, "keep", keep, probs.shape)
+        same_shape(kernel, "keep", keep, shape)
         keep = np.ascontiguousarray(keep)
-    return grad_out, probs, keep, p
+    return keep
 
 
 def forward_inputs(kernel: str, q, k, v, mask, scale, dropout_p, seed) -> tuple:
@@ -168,3 +173,42 @@ def cached_inputs(kernel: str, q, k_cache, v_cache, length, scale) -> tuple:
             f"(the cache's size), got {length!r}"
         )
     return q, k_cache, v_cache, int(length), attention_scale(kernel, scale, q.shape[-1])
+
+
+def packed_heads(kernel: str, qkv, num_heads) -> tuple[np.ndarray, int, int]:
+    """Check a packed projection qkv (B, T, 3E) and a head count dividing E; return (qkv C-contiguous, H, D)."""
+    qkv = float_input(kernel, "qkv", qkv, ndim=3)
+    if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)) or num_heads < 1:
+        raise ValueError(f"{kernel}: num_heads must be a positive integer, got {num_heads!r}")
+    three_e = qkv.shape[2]
+    if three_e == 0 or three_e % (3 * num_heads):
+        raise ValueError(
+            f"{kernel}: qkv of shape {qkv.shape} must have 3 * E features with E divisible by num_heads={num_heads}"
+        )
+    return qkv, int(num_heads), three_e // (3 * num_heads)
+
+
+def packed_forward_inputs(kernel: str, qkv, num_heads, mask, scale, dropout_p, seed) -> tuple:
+    """Every check of ``attention_packed_forward``, and the dropout draw (over the (B, H, T, T) scores).
+
+    Returns (qkv, num_heads, mask, scale, p, keep).
+    """
+    qkv, num_heads, head_size = packed_heads(kernel, qkv, num_heads)
+    b, t = qkv.shape[:2]
+    scores_shape = (b, num_heads, t, t)
+    mask = attention_mask(kernel, mask, scores_shape, qkv.dtype)
+    p = dropout_probability(kernel, dropout_p)
+    return qkv, num_heads, mask, attention_scale(kernel, scale, head_size), p, dropout_keep(p, scores_shape, seed)
+
+
+def packed_backward_inputs(kernel: str, grad_out, qkv, num_heads, probs, keep, scale, dropout_p) -> tuple:
+    """Every check of ``attention_packed_backward``; returns (grad_out, qkv, num_heads, probs, keep, scale, factor)."""
+    qkv, num_heads, head_size = packed_heads(kernel, qkv, num_heads)
+    b, t, three_e = qkv.shape
+    grad_out = float_input(kernel, "grad_out", grad_out, dtype=qkv.dtype)
+    same_shape(kernel, "grad_out", grad_out, (b, t, three_e // 3))
+    probs = float_input(kernel, "probs", probs, dtype=qkv.dtype)
+    same_shape(kernel, "probs", probs, (b, num_heads, t, t))
+    p = dropout_probability(kernel, dropout_p)
+    keep = saved_keep(kernel, keep, p, probs.shape)
+    return grad_out, qkv, num_heads, probs, keep, attention_scale(kernel, scale, head_size), dropout_scale(p)

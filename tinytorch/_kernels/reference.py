@@ -17,6 +17,7 @@ from .attention_contracts import backward_inputs as attention_backward_inputs
 from .attention_contracts import cached_inputs as attention_cached_inputs
 from .attention_contracts import dropout_scale
 from .attention_contracts import forward_inputs as attention_forward_inputs
+from .attention_contracts import packed_backward_inputs, packed_forward_inputs
 from .contracts import (
     argmax_input,
     batchnorm_inputs,
@@ -58,6 +59,8 @@ __all__ = [
     "attention_forward",
     "attention_backward",
     "attention_cached",
+    "attention_packed_forward",
+    "attention_packed_backward",
     "sgd_step",
     "adam_step",
     "rmsprop_step",
@@ -490,6 +493,12 @@ def attention_forward(
     q, k, v, mask, scale, p, keep = attention_forward_inputs(
         "attention_forward", q, k, v, mask, scale, dropout_p, seed
     )
+    out, probs = _attend(q, k, v, mask, causal, scale, p, keep)
+    return out, probs, keep
+
+
+def _attend(q, k, v, mask, causal, scale, p, keep) -> tuple[np.ndarray, np.ndarray]:
+    """The arithmetic of :func:`attention_forward` on checked inputs: (out, probs)."""
     tq, tk = q.shape[-2], k.shape[-2]
     scores = (q @ np.swapaxes(k, -1, -2)) * scale  # (..., Tq, Tk)
     allowed = np.tril(np.ones((tq, tk), dtype=bool), k=tk - tq) if causal else None
@@ -506,7 +515,7 @@ def attention_forward(
     probs = e / np.where(total > 0, total, 1)  # a fully masked row stays 0
 
     dropped = probs if keep is None else probs * keep * dropout_scale(p)
-    return dropped @ v, probs, keep
+    return dropped @ v, probs
 
 
 def attention_backward(
@@ -537,6 +546,11 @@ def attention_backward(
     grad_out, q, k, v, probs, keep, scale, factor = attention_backward_inputs(
         "attention_backward", grad_out, q, k, v, probs, keep, scale, dropout_p
     )
+    return _attend_backward(grad_out, q, k, v, probs, keep, scale, factor)
+
+
+def _attend_backward(grad_out, q, k, v, probs, keep, scale, factor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arithmetic of :func:`attention_backward` on checked inputs: (dq, dk, dv)."""
     dropped = probs if keep is None else probs * keep * factor
     dv = np.swapaxes(dropped, -1, -2) @ grad_out  # (..., Tk, Dv)
     dprobs = grad_out @ np.swapaxes(v, -1, -2)  # (..., Tq, Tk)
@@ -544,6 +558,62 @@ def attention_backward(
         dprobs = dprobs * keep * factor
     dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True)) * scale
     return dscores @ k, np.swapaxes(dscores, -1, -2) @ q, dv
+
+
+def _split_packed(qkv: np.ndarray, num_heads: int) -> list[np.ndarray]:
+    """(B, T, 3E) -> [q, k, v], each (B, H, T, D)."""
+    b, t, three_e = qkv.shape
+    return list(qkv.reshape(b, t, 3, num_heads, three_e // (3 * num_heads)).transpose(2, 0, 3, 1, 4))
+
+
+def attention_packed_forward(
+    qkv: np.ndarray,
+    num_heads: int,
+    mask: np.ndarray | None = None,
+    causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+    seed=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Multi-head self-attention on a packed projection, heads split and merged: what a Transformer layer runs.
+
+    qkv: (B, T, 3E), every token's query, key and value side by side ([q | k | v], each E = H * D
+    wide; head h is features h*D .. (h+1)*D - 1 of each part). The same as :func:`attention_forward`
+    on the (B, H, T, D) heads, with the output's heads put side by side again: ``mask``, ``causal``,
+    ``scale`` (1/sqrt(D) when None) and dropout as there, over the (B, H, T, T) scores.
+
+    Returns ``(out, probs, keep)``: out (B, T, E), probs (B, H, T, T) before dropout, keep or None.
+    """
+    qkv, num_heads, mask, scale, p, keep = packed_forward_inputs(
+        "attention_packed_forward", qkv, num_heads, mask, scale, dropout_p, seed
+    )
+    out, probs = _attend(*_split_packed(qkv, num_heads), mask, causal, scale, p, keep)
+    b, h, t, d = out.shape
+    return out.transpose(0, 2, 1, 3).reshape(b, t, h * d), probs, keep
+
+
+def attention_packed_backward(
+    grad_out: np.ndarray,
+    qkv: np.ndarray,
+    num_heads: int,
+    probs: np.ndarray,
+    keep: np.ndarray | None,
+    scale: float | None,
+    dropout_p: float,
+    causal: bool = False,
+) -> np.ndarray:
+    """Gradient of :func:`attention_packed_forward` with respect to ``qkv``: dqkv (B, T, 3E).
+
+    grad_out: dL/d(out), (B, T, E); the rest as for :func:`attention_backward` (``causal`` lets an
+    implementation skip the masked blocks; it changes no result).
+    """
+    grad_out, qkv, num_heads, probs, keep, scale, factor = packed_backward_inputs(
+        "attention_packed_backward", grad_out, qkv, num_heads, probs, keep, scale, dropout_p
+    )
+    b, t, e = grad_out.shape
+    heads_grad = grad_out.reshape(b, t, num_heads, e // num_heads).transpose(0, 2, 1, 3)
+    grads = _attend_backward(heads_grad, *_split_packed(qkv, num_heads), probs, keep, scale, factor)
+    return np.stack([g.transpose(0, 2, 1, 3) for g in grads], axis=2).reshape(b, t, 3 * e)
 
 
 def attention_cached(

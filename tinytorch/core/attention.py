@@ -125,6 +125,16 @@ def _check_rows(op: str, allowed: np.ndarray, what: str) -> None:
         )
 
 
+def _with_causal(mask: np.ndarray | None, length: int) -> np.ndarray:
+    """``mask`` (kernel convention) with the square causal mask folded in, for attention computed from ops."""
+    allowed = np.tri(length, dtype=bool)
+    if mask is None:
+        return allowed
+    if mask.dtype == np.bool_:
+        return mask & allowed
+    return np.where(allowed, mask, -np.inf).astype(mask.dtype)
+
+
 # -- the function ---------------------------------------------------------------------------------
 class ScaledDotProductAttentionFunction(Function):
     """out = softmax(q kᵀ · scale + mask) v on the fused kernel; the leading (batch) axes broadcast.
@@ -296,41 +306,37 @@ class MultiHeadAttentionFunction(Function):
     """merge_heads(attention(split_heads(q), split_heads(k), split_heads(v))) in one op.
 
     The head split and merge are layout changes around the kernel; fusing them saves the graph six
-    ops and their copies. Self-attention passes the packed (B, L, 3E) projection as ``q`` and None
-    for ``k`` and ``v``: its gradient is assembled in the same packed layout, with no scatter of three
-    slices into zeros.
+    ops. Self-attention passes the packed (B, L, 3E) projection as ``q`` and None for ``k`` and
+    ``v``: the packed kernels read every head where it lies in the projection and write the output
+    and the gradient in the merged layouts, with no copy in between.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, num_heads, mask, causal, scale, dropout_p, seed):
-        b, length = q.shape[0], q.shape[1]
-        if k is None:  # packed (B, L, 3E): one copy turns it into three contiguous (B, H, L, D) stacks
-            e = q.shape[2] // 3
-            qkv = np.ascontiguousarray(q.reshape(b, length, 3, num_heads, e // num_heads).transpose(2, 0, 3, 1, 4))
-            qh, kh, vh = qkv[0], qkv[1], qkv[2]
-        else:
-            e = q.shape[2]
-            qh, kh, vh = (
-                np.ascontiguousarray(a.reshape(b, a.shape[1], num_heads, a.shape[2] // num_heads).transpose(0, 2, 1, 3))
-                for a in (q, k, v)
-            )
+        ctx.params = (num_heads, scale, dropout_p, causal, k is None)
+        if k is None:
+            out, probs, keep = kernels.attention_packed_forward(q, num_heads, mask, causal, scale, dropout_p, seed)
+            ctx.save_for_backward(q, probs, keep)
+            return out
+        b, length, e = q.shape
+        qh, kh, vh = (
+            np.ascontiguousarray(a.reshape(b, a.shape[1], num_heads, a.shape[2] // num_heads).transpose(0, 2, 1, 3))
+            for a in (q, k, v)
+        )
         out, probs, keep = kernels.attention_forward(qh, kh, vh, mask, causal, scale, dropout_p, seed)
         ctx.save_for_backward(qh, kh, vh, probs, keep)
-        ctx.params = (scale, dropout_p, causal, k is None)
         return out.transpose(0, 2, 1, 3).reshape(b, length, e)
 
     @staticmethod
     def backward(ctx, grad):
+        num_heads, scale, dropout_p, causal, packed = ctx.params
+        if packed:
+            qkv, probs, keep = ctx.saved
+            return kernels.attention_packed_backward(grad, qkv, num_heads, probs, keep, scale, dropout_p, causal), None, None
         qh, kh, vh, probs, keep = ctx.saved
-        scale, dropout_p, causal, packed = ctx.params
         b, h, length, d = qh.shape
         g = np.ascontiguousarray(grad.reshape(b, length, h, d).transpose(0, 2, 1, 3))
         dq, dk, dv = kernels.attention_backward(g, qh, kh, vh, probs, keep, scale, dropout_p, causal)
-        if packed:
-            dqkv = np.empty((b, length, 3, h, d), dtype=grad.dtype)
-            for i, part in enumerate((dq, dk, dv)):
-                dqkv[:, :, i] = part.transpose(0, 2, 1, 3)
-            return dqkv.reshape(b, length, 3 * h * d), None, None
         return tuple(part.transpose(0, 2, 1, 3).reshape(b, part.shape[2], h * d) for part in (dq, dk, dv))
 
 
@@ -513,8 +519,9 @@ class MultiHeadAttention(Module):
         return q, k, v
 
     def _mask(self, batch: int, length: int, keys: int, attn_mask: Any, key_padding_mask: Any, is_causal: bool,
-              dtype: np.dtype) -> np.ndarray | None:
-        """One mask for the (B, H, L, S) scores in the kernel's convention (bool True = may attend, or float added)."""
+              dtype: np.dtype) -> tuple[np.ndarray | None, bool]:
+        """(mask, causal) for the kernel: one mask for the (B, H, L, S) scores in its convention (bool True =
+        may attend, or float added) or None, and whether the kernel applies the causal limit itself."""
         op, h = self.label(), self.num_heads
         parts = []
         if attn_mask is not None:
@@ -534,22 +541,26 @@ class MultiHeadAttention(Module):
             if mask.shape != (batch, keys):
                 raise ValueError(f"{op}: key_padding_mask of shape {mask.shape} does not fit: expected ({batch}, {keys})")
             parts.append(mask[:, None, None, :])
-        if is_causal:
-            parts.append(~np.tri(length, keys, dtype=bool))  # True = not allowed, like the masks above
+        causal = ~np.tri(length, keys, dtype=bool) if is_causal else None  # True = not allowed, like the masks above
+        # For a square causal mask the kernel's own causal limit does the work (and skips the masked
+        # blocks); it takes part in the check for queries left with no key either way.
+        kernel_causal = is_causal and length == keys
+        if causal is not None and not kernel_causal:
+            parts.append(causal)
         if not parts:
-            return None
+            return None, kernel_causal
+        what = "the combined attn_mask, key_padding_mask and is_causal"
         if all(p.dtype == np.bool_ for p in parts):
             forbidden = parts[0]
             for p in parts[1:]:
                 forbidden = forbidden | p
-            allowed = ~forbidden
-            _check_rows(op, allowed, "the combined attn_mask, key_padding_mask and is_causal")
-            return allowed
+            _check_rows(op, ~(forbidden | causal) if kernel_causal else ~forbidden, what)
+            return ~forbidden, kernel_causal
         total = np.zeros((), dtype=dtype)
         for p in parts:
             total = total + (np.where(p, -np.inf, 0.0).astype(dtype) if p.dtype == np.bool_ else p.astype(dtype))
-        _check_rows(op, total != -np.inf, "the combined attn_mask, key_padding_mask and is_causal")
-        return total
+        _check_rows(op, (total != -np.inf) & ~causal if kernel_causal else total != -np.inf, what)
+        return total, kernel_causal
 
     def forward(
         self,
@@ -590,17 +601,19 @@ class MultiHeadAttention(Module):
             )
         if key.shape[0] != b:
             raise ValueError(f"{self.label()}: query has batch size {b} but key and value have {key.shape[0]}")
-        mask = self._mask(b, length, keys, attn_mask, key_padding_mask, is_causal, query.dtype)
+        mask, causal = self._mask(b, length, keys, attn_mask, key_padding_mask, is_causal, query.dtype)
         p = self.dropout if self.training else 0.0
         q, k, v = self._projections(query, key, value)
         if need_weights:
+            if causal:
+                mask = _with_causal(mask, length)
             out, weights = self._attend_step_by_step(q, k, v, mask, p)
             if average_attn_weights:
                 weights = weights.mean(axis=1)
         else:
             seed = int(generator().integers(2**63)) if p > 0 else None
             out = MultiHeadAttentionFunction.apply(
-                q, k, v, num_heads=self.num_heads, mask=mask, causal=False, scale=None, dropout_p=p, seed=seed
+                q, k, v, num_heads=self.num_heads, mask=mask, causal=causal, scale=None, dropout_p=p, seed=seed
             )
         out = self.out_proj(out)
         if unbatched:
