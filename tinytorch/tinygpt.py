@@ -37,6 +37,7 @@ from .core.activations import GELU
 from .core.attention import MultiHeadAttention
 from .core.autograd import no_grad
 from .core.checkpoint import CheckpointError, load_state, save_state
+from .core.exercises import exercise
 from .core.init import normal_, zeros_
 from .core.layers import Dense, Dropout, Embedding, LayerNorm, linear
 from .core.losses import cross_entropy
@@ -62,6 +63,7 @@ TOKENIZER_FORMAT = "tinytorch-char-tokenizer"
 
 
 # -- characters <-> token ids -------------------------------------------------------------------------
+@exercise
 def encode(text: str, vocab: Sequence[str]) -> np.ndarray:
     """The token id of each character of ``text``: its position in ``vocab``.
 
@@ -92,6 +94,7 @@ def encode(text: str, vocab: Sequence[str]) -> np.ndarray:
         ) from None
 
 
+@exercise
 def decode(ids: Iterable[int] | np.ndarray | Tensor, vocab: Sequence[str]) -> str:
     """The text of a sequence of token ids: ``"".join(vocab[i] for i in ids)``.
 
@@ -198,6 +201,7 @@ class CharTokenizer:
 
 
 # -- sampling ---------------------------------------------------------------------------------------
+@exercise
 def sample_next_token(
     logits: np.ndarray | Tensor,
     temperature: float = 1.0,
@@ -263,6 +267,7 @@ def sample_next_token(
 
 
 # -- the KV cache --------------------------------------------------------------------------------------
+@exercise
 def attention_step(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, cache_k: np.ndarray, cache_v: np.ndarray, length: int
 ) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 from . import kernels
 from .activations import softmax
 from .autograd import Function
+from .exercises import exercise
 from .init import constant_, xavier_uniform_
 from .layers import Dense, dropout, linear
 from .module import Module, Parameter
@@ -52,6 +53,7 @@ __all__ = [
 
 
 # -- masks --------------------------------------------------------------------------------------------
+@exercise
 def causal_mask(size: int, key_size: int | None = None) -> Tensor:
     """Where each query may attend when it must not see the future: a boolean (size, key_size) Tensor.
 
@@ -193,6 +195,7 @@ def _check_qkv(op: str, q: Tensor, k: Tensor, v: Tensor) -> tuple[int, ...]:
         ) from None
 
 
+@exercise
 def scaled_dot_product_attention(
     query: Tensor,
     key: Tensor,
@@ -247,7 +250,7 @@ def scaled_dot_product_attention(
         if L == S:
             causal = True  # the kernel's own causal limit: no mask array, masked blocks skipped
         else:
-            mask = causal_mask(L, S).data  # top-left aligned, which the kernel's causal flag is not
+            mask = np.asarray(causal_mask(L, S), dtype=bool)  # top-left aligned, unlike the kernel's causal flag
         if S == 0 and L:
             _check_rows(op, np.zeros((L, 0), dtype=bool), "is_causal with no keys")
     elif attn_mask is not None:
