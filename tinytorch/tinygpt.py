@@ -368,7 +368,7 @@ class TransformerBlock(Module):
         q, k, v = qkv.reshape(b, t, 3, attn.num_heads, attn.head_dim).transpose(2, 0, 3, 1, 4)  # each (B, H, t, D)
         heads = attention_step(q, k, v, keys, values, length)  # (B, H, t, D)
         x = x + _dense(heads.transpose(0, 2, 1, 3).reshape(b, t, e), attn.out_proj.weight, attn.out_proj.bias)
-        fc, gelu, proj = self.mlp[0], self.mlp[1], self.mlp[2]
+        fc, gelu, proj, _ = self.mlp  # Dense, GELU, Dense, Dropout (off while generating)
         hidden = kernels.gelu_forward(_dense(_layer_norm(self.ln2, x), fc.weight, fc.bias), gelu.approximate)
         return x + _dense(hidden, proj.weight, proj.bias)
 
