@@ -60,6 +60,7 @@ def test_exercises_the_framework_does_not_route_are_reachable_by_name():
     assert exercises.implementation(tensor.broadcast_shape) is tensor.broadcast_shape
     with exercises.register({tensor.broadcast_shape: lambda a, b: "mine"}, origin="test"):
         assert exercises.implementation(tensor.broadcast_shape)((1,), (2,)) == "mine"
+        assert exercises.calls()["tinytorch.core.tensor.broadcast_shape"] == 1  # called by name, and counted
         assert "does not route it" in exercises.describe()["tinytorch.core.tensor.broadcast_shape"]
     assert exercises.implementation(tensor.broadcast_shape) is tensor.broadcast_shape
     with pytest.raises(LookupError, match="no exercise 'tinytorch.nowhere.f'"):

@@ -16,7 +16,8 @@ kernels; nothing in the framework is reassigned, so nothing leaks from one run t
    student's code ran. A substitute that calls the framework's function of its own name (to
    wrap it) reaches the framework's, not itself.
 3. :func:`implementation` returns the function that runs now, also for exercises the framework
-   does not route through the registry (those only run where a caller asks for them by name).
+   does not route through the registry (those only run where a caller asks for them by name);
+   a substitute's calls through it are counted too.
 
 A student's workspace is registered as a whole by :func:`tinytorch.use_workspace`.
 
@@ -155,16 +156,25 @@ def register(functions: Mapping[Callable | str, Callable], origin: str) -> Regis
 
 
 def implementation(function_or_key: Callable | str) -> Callable:
-    """The function that runs now for this exercise: its substitute, else the framework's own."""
+    """The function that runs now for this exercise: its substitute (counting its calls), else the framework's own."""
     key = function_or_key if isinstance(function_or_key, str) else key_of(function_or_key)
     substitute = _substitutes.get(key)
     if substitute is not None:
-        return substitute.function
+        return _counting(substitute)
     if key in _declared:
         return _declared[key]
     if isinstance(function_or_key, str):
         raise LookupError(f"exercises.implementation: no exercise {key!r} is declared or registered")
     return function_or_key
+
+
+def _counting(substitute: Substitute) -> Callable:
+    @functools.wraps(substitute.function)
+    def call(*args, **kwargs):
+        substitute.calls += 1
+        return substitute.function(*args, **kwargs)
+
+    return call
 
 
 def substitutes() -> dict[str, Substitute]:
