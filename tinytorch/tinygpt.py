@@ -366,7 +366,8 @@ class TransformerBlock(Module):
         b, t, e = x.shape
         qkv = _dense(_layer_norm(self.ln1, x), attn.in_proj_weight, attn.in_proj_bias)  # (B, t, 3E)
         q, k, v = qkv.reshape(b, t, 3, attn.num_heads, attn.head_dim).transpose(2, 0, 3, 1, 4)  # each (B, H, t, D)
-        heads = attention_step(q, k, v, keys, values, length)  # (B, H, t, D)
+        # a student's attention_step (lesson 16) may compute in float64: the block goes on in its own dtype
+        heads = np.asarray(attention_step(q, k, v, keys, values, length), dtype=x.dtype)  # (B, H, t, D)
         x = x + _dense(heads.transpose(0, 2, 1, 3).reshape(b, t, e), attn.out_proj.weight, attn.out_proj.bias)
         fc, gelu, proj, _ = self.mlp  # Dense, GELU, Dense, Dropout (off while generating)
         hidden = kernels.gelu_forward(_dense(_layer_norm(self.ln2, x), fc.weight, fc.bias), gelu.approximate)
