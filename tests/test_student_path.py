@@ -140,8 +140,10 @@ def test_module_reset_keeps_a_backup_and_list_shows_the_course(capsys, tmp_path,
     assert code == 0 and "02 Intelligence" in out and "tito module start 02" in out
 
 
-def test_checkpoint_commands_explain_what_they_cannot_do(capsys, tmp_path):
-    code, out = tito(capsys, "checkpoint", "test", "06", f"--workspace={tmp_path}")
+def test_checkpoint_commands_explain_what_they_cannot_do(capsys, tmp_path, monkeypatch):
+    with monkeypatch.context() as patched:
+        patched.setenv("TINYTORCH_LESSONS", str(tmp_path))  # a course with no lesson written yet
+        code, out = tito(capsys, "checkpoint", "test", "06", f"--workspace={tmp_path}")
     assert code == 1 and "lesson not available" in out
     code, out = tito(capsys, "checkpoint", "test", "99")
     assert code == 2 and "no checkpoint '99'" in out

@@ -49,7 +49,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint("03", "Components", "Can I build the fundamental building blocks of neural networks?", "components"),
     Checkpoint("04", "Networks", "Can I build complete multi-layer neural networks?", "networks"),
     Checkpoint("05", "Learning", "Can I process spatial data like images with convolutional operations?", "learning"),
-    Checkpoint("06", "Attention", "Can I build attention mechanisms for sequence understanding?", None),
+    Checkpoint("06", "Attention", "Can I build attention mechanisms for sequence understanding?", "attention"),
     Checkpoint("07", "Stability", "Can I stabilize training with normalization techniques?", "stability"),
     Checkpoint("08", "Differentiation", "Can I automatically compute gradients for learning?", "differentiation"),
     Checkpoint("09", "Optimization", "Can I optimize neural networks with sophisticated algorithms?", "optimization"),
@@ -58,7 +58,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint("12", "Kernels", "Can I implement high-performance computational kernels?", "kernels"),
     Checkpoint("13", "Benchmarking", "Can I analyze performance and identify bottlenecks?", "benchmarking"),
     Checkpoint("14", "Deployment", "Can I deploy and monitor ML systems in production?", "deployment"),
-    Checkpoint("15", "Capstone", "Can I build complete end-to-end ML systems from scratch?", None),
+    Checkpoint("15", "Capstone", "Can I build complete end-to-end ML systems from scratch?", "capstone"),
 )
 
 
