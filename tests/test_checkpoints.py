@@ -1,6 +1,7 @@
 """The capability checkpoints: each whose lesson exists passes on the framework's code and fails on a
 stub workspace naming what is missing; the others are "lesson not available", never passed."""
 
+import contextlib
 import dataclasses
 import shutil
 from pathlib import Path
@@ -221,3 +222,22 @@ def test_a_wrong_implementation_fails_saying_what_was_measured(checkpoint, file,
     result = runner.run(checkpoint, tmp_path)
     assert result.status == runner.FAILED and result.failure.startswith(failure), result.failure
     assert result.measurements and not result.measurements[-1].ok
+
+
+@pytest.mark.parametrize("batch, length, heads, dim", [(2, 5, 2, 3), (1, 1, 1, 2), (3, 4, 4, 1)])
+@pytest.mark.parametrize("yours", [False, True], ids=["framework", "a student's NumPy attention"])
+def test_the_recall_models_attention_op_has_attentions_gradient(batch, length, heads, dim, yours, tmp_path):
+    import numpy as np
+
+    import tinytorch as tt
+    from tinytorch.checkpoints.attention import attention_op
+    from tinytorch.testing import gradcheck
+
+    (tmp_path / "07_attention.py").write_text(ATTENTION)
+    rng = np.random.default_rng(batch * length)
+    q, k, v = (tt.tensor(rng.standard_normal((batch, length, heads * dim)), dtype=np.float64, requires_grad=True) for _ in range(3))
+    transposed = tt.tensor(rng.standard_normal((heads * dim, length, batch)).transpose(2, 1, 0), dtype=np.float64, requires_grad=True)
+    causal = np.tri(length, dtype=bool)
+    with tt.use_workspace(tmp_path) if yours else contextlib.nullcontext():
+        op = attention_op()
+        assert gradcheck(lambda q, k, v: op.apply(q, k, v, heads=heads, mask=causal), q, k, transposed, name="recall attention")

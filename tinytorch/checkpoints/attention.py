@@ -52,12 +52,12 @@ def reference_attention(q, k, v, mask=None, causal=False, scale=None) -> np.ndar
 
 
 def merge_heads(x: np.ndarray) -> np.ndarray:
-    """(B, H, T, D) -> (B, T, H * D), the inverse of the head split the first check holds the student's to."""
+    """(B, H, T, D) -> (B, T, H * D): undoes the head split (the split_heads check holds the student to its layout)."""
     b, h, t, d = x.shape
     return x.transpose(0, 2, 1, 3).reshape(b, t, h * d)
 
 
-def _attention_function():
+def attention_op():
     """An autograd op for multi-head attention on the student's split_heads and scaled_dot_product_attention."""
     from tinytorch.core import attention, exercises
     from tinytorch.core.autograd import Function
@@ -93,7 +93,7 @@ def recall_model():
     """Token and previous-token embeddings, one causal multi-head attention layer (the student's), a head."""
     import tinytorch as tt
 
-    attend = _attention_function()
+    attend = attention_op()
 
     class Recall(tt.Module):
         def __init__(self):
