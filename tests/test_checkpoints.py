@@ -30,6 +30,13 @@ def with_real_data(checkpoint, monkeypatch):
         monkeypatch.setenv("TINYTORCH_DATA", str(SHARED))
 
 
+def test_each_learning_checkpoint_names_its_data_sets_as_a_tuple():
+    from tinytorch.checkpoints.data import TITLES
+
+    # a bare string here would be read letter by letter, and the checkpoint's test skipped for want of "m", "n" ...
+    assert all(isinstance(names, tuple) and set(names) <= set(TITLES) for names in REAL_DATA.values()), REAL_DATA
+
+
 def test_the_sixteen_checkpoints_and_their_lessons():
     assert [c.number for c in CHECKPOINTS] == [f"{i:02d}" for i in range(16)]
     assert get("learning") is get("5") is get("05")
