@@ -208,33 +208,39 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = _array(a), _array(b)
+        # Type checks inline, not through _array and pytorch_dtype: a small product is dominated by
+        # the calls around it, and tensors always hand over ndarrays of a float dtype.
+        if type(a) is not np.ndarray or type(b) is not np.ndarray:
+            a, b = _array(a), _array(b)
         try:
             z = np.matmul(a, b)
         except ValueError:
             raise ValueError(_matmul_mismatch(a.shape, b.shape)) from None
-        z, a, b = pytorch_dtype(np.matmul, z, a, b)
+        if z.dtype.char == "d":
+            z, a, b = pytorch_dtype(np.matmul, z, a, b)
         needs_a, needs_b = ctx.needs_input_grad
         ctx.save_for_backward(a if needs_b else None, b if needs_a else None)  # dL/da reads b, dL/db reads a
-        ctx.vector_a, ctx.vector_b = a.ndim == 1, b.ndim == 1
+        if a.ndim == 1 or b.ndim == 1:  # only then: an attribute of its own costs the node a dictionary
+            ctx.vectors = (a.ndim == 1, b.ndim == 1)
         return z
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
+        vector_a, vector_b = getattr(ctx, "vectors", (False, False))
         # Treat 1-D operands as a row (a) or a column (b) so one formula covers every case.
         g = grad
-        if ctx.vector_b:  # before a's axis: with two 1-D operands grad is 0-d and has no axis -2 yet
+        if vector_b:  # before a's axis: with two 1-D operands grad is 0-d and has no axis -2 yet
             g = np.expand_dims(g, -1)
-        if ctx.vector_a:
+        if vector_a:
             g = np.expand_dims(g, -2)
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = g @ _swap_last(b[:, None] if ctx.vector_b else b)
-            if ctx.vector_a:
+            da = g @ _swap_last(b[:, None] if vector_b else b)
+            if vector_a:
                 da = da[..., 0, :]
         if ctx.needs_input_grad[1]:
-            db = _swap_last(a[None, :] if ctx.vector_a else a) @ g
-            if ctx.vector_b:
+            db = _swap_last(a[None, :] if vector_a else a) @ g
+            if vector_b:
                 db = db[..., :, 0]
         return da, db
