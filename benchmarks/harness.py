@@ -270,6 +270,37 @@ class Target:
     def describe(self) -> str:
         return f"{self.of} >= {self.at_least:g}x {self.baseline}"
 
+    def met_by(self, result: Result) -> bool | None:
+        ratio = result.speedup(self.baseline, self.of)
+        return None if ratio is None else ratio >= self.at_least
+
+    def to_json(self) -> dict:
+        return {"of": self.of, "baseline": self.baseline, "at_least": self.at_least}
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """A goal in absolute time: ``of``'s median time per call, divided by ``per``, at most ``seconds``.
+
+    For costs stated per unit of work rather than against another library (issue 9: a recorded op
+    at most 3 µs), where one timed call does ``per`` units (``what``: "op", "node").
+    """
+
+    seconds: float
+    of: str = "compiled"
+    per: int = 1
+    what: str = "call"
+
+    def describe(self) -> str:
+        return f"{self.of} <= {self.seconds * 1e6:g} µs per {self.what}"
+
+    def met_by(self, result: Result) -> bool | None:
+        median = result.median(self.of)
+        return None if median is None else median / self.per <= self.seconds
+
+    def to_json(self) -> dict:
+        return {"of": self.of, "at_most_seconds": self.seconds, "per": self.per, "what": self.what}
+
 
 @dataclass
 class Case:
@@ -282,7 +313,7 @@ class Case:
     name: str
     params: dict[str, Any]
     impls: dict[str, Impl]
-    targets: tuple[Target, ...] = ()
+    targets: tuple[Target | TimeLimit, ...] = ()
     compare: tuple[tuple[str, str], ...] = ()
 
 
@@ -320,9 +351,8 @@ class Result:
             return None
         return statistics.median(t / m for t, m in zip(theirs, mine))
 
-    def met(self, target: Target) -> bool | None:
-        ratio = self.speedup(target.baseline, target.of)
-        return None if ratio is None else ratio >= target.at_least
+    def met(self, target: Target | TimeLimit) -> bool | None:
+        return target.met_by(self)
 
     def to_json(self) -> dict:
         return {
@@ -338,7 +368,7 @@ class Result:
             "load_limit": self.load_limit,
             "ratios": {f"{of} vs {baseline}": self.speedup(baseline, of) for of, baseline in comparisons([self])},
             "targets": [
-                {"of": t.of, "baseline": t.baseline, "at_least": t.at_least, "met": self.met(t)} for t in self.case.targets
+                {**t.to_json(), "met": self.met(t)} for t in self.case.targets
             ],
             "workers": self.workers,
         }
@@ -410,7 +440,7 @@ def _ratio(value: float | None) -> str:
 
 def comparisons(results: list[Result]) -> list[tuple[str, str]]:
     """The (of, baseline) pairs a table shows: every target's, and compiled against every other label."""
-    pairs = [(t.of, t.baseline) for r in results for t in r.case.targets]
+    pairs = [(t.of, t.baseline) for r in results for t in r.case.targets if isinstance(t, Target)]
     pairs += [pair for r in results for pair in r.case.compare]
     pairs += [("compiled", label) for r in results for label in r.labels if "compiled" in r.labels and label != "compiled"]
     return list(dict.fromkeys(pairs))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import harness, readme_table
-from benchmarks.harness import Case, Impl, Result, Target, Worker, WorkerError
+from benchmarks.harness import Case, Impl, Result, Target, TimeLimit, Worker, WorkerError
 
 BENCHMARKS = Path(harness.__file__).resolve().parent
 TINY_CONV = {"c_in": 1, "c_out": 1, "side": 2}
@@ -97,9 +97,24 @@ def test_readme_speed_table_is_generated_from_the_records():
 
 
 def test_readme_table_refuses_a_case_missing_from_the_records(tmp_path):
-    for name in ("kernels", "training_step"):
+    for name in dict.fromkeys(record for record, _, _ in readme_table.ROWS):
         record = readme_table.load(name)
         record["results"] = [r for r in record["results"] if "conv2d" not in r["case"]]
         (tmp_path / f"{name}.json").write_text(json.dumps(record))
     with pytest.raises(SystemExit, match="no case 'conv2d"):
         readme_table.table(tmp_path)
+
+
+def test_time_limit_judges_the_median_per_unit_of_work(tmp_path):
+    limit = TimeLimit(3e-6, "tinytorch", per=1000, what="op")
+    case = Case("per op", {"ops": 1000}, {"tinytorch": Impl("m:f"), "torch": Impl("m:g")}, (limit,))
+    # medians 2.9 ms and 3.1 ms per call of 1000 ops: 2.9 µs per op meets 3 µs, 3.1 µs does not
+    under = Result(case, {"tinytorch": [2.5e-3, 2.9e-3, 9.0e-3], "torch": [2e-3] * 3}, [0.0] * 3)
+    over = Result(case, {"tinytorch": [1.0e-3, 3.1e-3, 3.2e-3], "torch": [2e-3] * 3}, [0.0] * 3)
+    assert under.met(limit) is True and over.met(limit) is False
+    assert harness.comparisons([under]) == []  # a time limit names no pair to compare
+    idle = harness.IdleCheck(0.05, 3.0, True, 0.3)
+    harness.write_results("limit", [over], idle, threads=1, directory=tmp_path)
+    result = json.loads((tmp_path / "limit.json").read_text())["results"][0]
+    assert result["targets"] == [{"of": "tinytorch", "at_most_seconds": 3e-6, "per": 1000, "what": "op", "met": False}]
+    assert readme_table._target(result["targets"][0], result) == "≤ 3 µs per op: missed, 3.1 µs"
