@@ -69,6 +69,7 @@ CONFIGS = {
     "long": dict(iters=2500, batch_size=32, block_size=128, layers=4, heads=4, width=128, dropout=0.0, lr=2e-3,
                  min_lr=2e-4, warmup=200, weight_decay=0.1, eval_interval=250, eval_iters=20),
 }
+TARGETS = {"nanogpt": (1.88, 4), "long": (1.65, 15)}  # the issue's goals: (validation loss, minutes of wall time)
 BETAS = (0.9, 0.99)
 CLIP_NORM = 1.0
 SAMPLE_TEMPERATURE = 0.8
@@ -236,22 +237,38 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = {"data": loaded - started, "train": trained - loaded, "steps": step_seconds,
                "total": finished - started, "cpu": time.process_time() - started_cpu}
     tokens_per_second = c["iters"] * tokens_per_step / step_seconds
-    record(out, name, config, model, history, final, seconds, tokens_per_second, sample)
+    command = " ".join(["python", "examples/train_tinygpt.py", *(sys.argv[1:] if argv is None else argv)])
+    custom = limit is not None or any(args[f"--{key.replace('_', '-')}"] is not None for key in CONFIGS[name])
+    record(out, name, config, limit, custom, command, model, history, final, seconds, tokens_per_second, sample)
     print(f"TinyGPT ({name}): validation loss {final['val_loss']:.4f} after {seconds['total'] / 60:.1f} min; report in {out}")
     return {**final, "seconds": seconds, "tokens_per_second": tokens_per_second}
 
 
-def record(out: Path, name: str, config: dict, model: TinyGPT, history: dict, final: dict, seconds: dict,
-           tokens_per_second: float, sample: str) -> None:
+def target_line(name: str, custom: bool, val_loss: float, minutes: float) -> str:
+    """Whether the run met the goal of its configuration; a run that changed an option has none."""
+    goal = TARGETS.get(name)
+    if goal is None or custom:
+        return f"- Target: none (the {name} configuration with options changed or the text limited)"
+    loss, most = goal
+    met = val_loss <= loss and minutes <= most
+    return (f"- Target: validation loss <= {loss} within {most} min of wall time: **{'met' if met else 'NOT met'}** "
+            f"({val_loss:.4f} in {minutes:.1f} min)")
+
+
+def record(out: Path, name: str, config: dict, limit: int | None, custom: bool, command: str, model: TinyGPT,
+           history: dict, final: dict, seconds: dict, tokens_per_second: float, sample: str) -> None:
     """Write README.md, history.json, loss_curve.png and sample.txt into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     c = config
+    date, machine = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), _machine()
+    text = "the whole corpus" if limit is None else f"its first {limit:,} characters only"
     lines = [
         f"# TinyGPT on Tiny Shakespeare with TinyTorch ({name} configuration)",
         "",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Command: `{' '.join(['python', *sys.argv])}`",
-        f"- Machine: {_machine()}",
+        f"- Date: {date}",
+        f"- Command: `{command}`",
+        f"- Machine: {machine}",
+        f"- Text: Tiny Shakespeare, {text}; first 90 % for training, the rest for validation",
         f"- Model: {model.num_parameters():,} parameters; {c['layers']} layers, {c['heads']} heads, width "
         f"{c['width']}, context {c['block_size']} characters, vocabulary {model.vocab_size}, dropout {c['dropout']}",
         f"- Training: {c['iters']} steps of {c['batch_size']} windows x {c['block_size']} characters; AdamW "
@@ -263,6 +280,7 @@ def record(out: Path, name: str, config: dict, model: TinyGPT, history: dict, fi
         f"(optimizer steps {seconds['steps']:.1f} s, the rest periodic loss estimates); data {seconds['data']:.1f} s; "
         f"CPU time of the process {seconds['cpu'] / 60:.2f} min",
         f"- Speed: {tokens_per_second:,.0f} training tokens/s ({c['iters'] / seconds['steps']:.2f} steps/s)",
+        target_line(name, custom, final["val_loss"], seconds["total"] / 60),
         "",
         "## Loss estimates during training",
         "",
@@ -284,7 +302,8 @@ def record(out: Path, name: str, config: dict, model: TinyGPT, history: dict, fi
     plot_losses(history, out / "loss_curve.png")
     write_atomically(out / "sample.txt", sample)
     write_atomically(out / "history.json", json.dumps(
-        {"config": {"name": name, **config}, "history": history, "final": final, "seconds": seconds,
+        {"date": date, "command": command, "machine": machine, "config": {"name": name, "limit": limit, "custom": custom, **config},
+         "history": history, "final": final, "seconds": seconds,
          "tokens_per_second": tokens_per_second}, indent=1))
     write_atomically(out / "README.md", "\n".join(lines))
 

@@ -74,9 +74,12 @@ def test_tinygpt_example_runs_and_records_its_results(fixture_data, capsys):
         final = module.main([*tiny, f"--out={out}", f"--save={saved}", "--quiet"])
     recorded = json.loads((out / "history.json").read_text())
     assert recorded["history"]["eval_step"] == [0, 2, 4] and len(recorded["history"]["step_loss"]) == 4
+    assert recorded["command"].startswith("python examples/train_tinygpt.py --iters=4 ") and recorded["machine"]
+    assert recorded["config"]["custom"] is True and recorded["config"]["limit"] is None
     assert recorded["final"]["val_loss"] == final["val_loss"] > 0 and final["tokens_per_second"] > 0
     report = (out / "README.md").read_text()
     assert f"Validation loss: {final['val_loss']:.4f}" in report and "tokens/s" in report
+    assert "Target: none" in report and recorded["date"] in report
     assert len((out / "sample.txt").read_text()) == 30
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "report in" in capsys.readouterr().out
@@ -84,4 +87,14 @@ def test_tinygpt_example_runs_and_records_its_results(fixture_data, capsys):
 
     model = TinyGPT.load(saved)
     assert model.saved_extra["val_loss"] == final["val_loss"] and model.config["d_model"] == 8
+    sys.modules.pop("train_tinygpt", None)
+
+
+def test_tinygpt_example_judges_a_full_run_against_its_target(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    module = importlib.import_module("train_tinygpt")
+    assert "**met**" in module.target_line("nanogpt", False, 1.8712, 3.9)
+    assert "**NOT met**" in module.target_line("nanogpt", False, 1.8712, 4.2)  # too slow
+    assert "**NOT met**" in module.target_line("long", False, 1.66, 12.0)  # not low enough
+    assert "Target: none" in module.target_line("long", True, 1.60, 12.0)  # a changed run proves nothing
     sys.modules.pop("train_tinygpt", None)
