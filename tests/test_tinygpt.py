@@ -213,6 +213,24 @@ def test_tinygpt_matches_torch_logits_and_gradients(torch):
         np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(), rtol=1e-8, atol=1e-12, err_msg=name)
 
 
+def test_benchmark_weights_fit_both_models_exactly(torch):
+    """benchmarks/gpt_specs.py's weights load into TinyGPT and TorchGPT alike, tied head included, so the
+    TinyGPT benchmark times the same model on both sides."""
+    from benchmarks import gpt_specs
+    from benchmarks.torch_gpt import TorchGPT
+
+    state = gpt_specs.gpt_state()
+    ours, theirs = TinyGPT(**gpt_specs.GPT), TorchGPT(**gpt_specs.GPT)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    assert {k: tuple(v.shape) for k, v in theirs.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    ours.load_state_dict(state)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    assert ours.head.weight is ours.token_embedding.weight and theirs.head.weight is theirs.token_embedding.weight
+    x, y = gpt_specs.token_batch(2, 16)
+    logits, _ = ours(x, y)
+    np.testing.assert_allclose(logits.numpy(), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
 # -- KV cache and generation ---------------------------------------------------------------------------
 @settings(max_examples=10)
 @given(cuts=st.lists(st.integers(1, 3), min_size=1, max_size=4).filter(lambda c: sum(c) <= 6), seed=st.integers(0, 99))
