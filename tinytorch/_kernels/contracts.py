@@ -84,6 +84,17 @@ def channel_vector(kernel: str, name: str, v, channels: int, dtype) -> np.ndarra
     return v
 
 
+def conv_weight_fits(kernel: str, x_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> None:
+    """Raise unless a (F, C, KH, KW) weight with a non-empty kernel reads the C channels of (N, C, H, W) input."""
+    if weight_shape[1] != x_shape[1]:
+        raise ValueError(
+            f"{kernel}: weight of shape {weight_shape} expects {weight_shape[1]} input channels, "
+            f"but x of shape {x_shape} has {x_shape[1]}"
+        )
+    if min(weight_shape[2:]) < 1:
+        raise ValueError(f"{kernel}: weight of shape {weight_shape} has an empty kernel")
+
+
 def conv2d_inputs(kernel: str, x, weight, stride, padding):
     """Check a convolution's x (N, C, H, W) and weight (F, C, KH, KW) and its stride and padding.
 
@@ -91,13 +102,7 @@ def conv2d_inputs(kernel: str, x, weight, stride, padding):
     """
     x = float_input(kernel, "x", x, ndim=4)
     weight = float_input(kernel, "weight", weight, ndim=4, dtype=x.dtype)
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(
-            f"{kernel}: weight of shape {weight.shape} expects {weight.shape[1]} input channels, "
-            f"but x of shape {x.shape} has {x.shape[1]}"
-        )
-    if min(weight.shape[2:]) < 1:
-        raise ValueError(f"{kernel}: weight of shape {weight.shape} has an empty kernel")
+    conv_weight_fits(kernel, x.shape, weight.shape)
     stride = int_pair(kernel, "stride", stride, 1)
     padding = int_pair(kernel, "padding", padding, 0)
     out_size = window_output_size(kernel, x.shape[2:], weight.shape[2:], stride, padding)

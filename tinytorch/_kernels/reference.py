@@ -32,6 +32,10 @@ from .contracts import (
     same_shape,
     shape_tuple,
 )
+from .int8_contracts import conv_inputs as int8_conv_inputs
+from .int8_contracts import linear_inputs as int8_linear_inputs
+from .int8_contracts import maxpool_inputs as int8_maxpool_inputs
+from .int8_contracts import requantize_inputs
 from .optim_contracts import adam_inputs, rmsprop_inputs, sgd_inputs
 
 __all__ = [
@@ -64,6 +68,10 @@ __all__ = [
     "sgd_step",
     "adam_step",
     "rmsprop_step",
+    "int8_linear",
+    "int8_conv2d",
+    "int8_requantize",
+    "int8_maxpool2d",
 ]
 
 
@@ -769,3 +777,72 @@ def rmsprop_step(
         param -= lr * buf
     else:
         param -= lr * grad / avg
+
+
+# Integer kernels of the quantized layers (lesson 12). Values are int8; products are accumulated
+# exactly in int32 (computed here in int64, which cannot overflow, then narrowed: the contracts
+# bound the reduction depth so the narrowing never wraps). A compiled twin must match these
+# bit for bit, whatever route it takes to the same integers.
+
+
+def int8_linear(x: np.ndarray, x_zero: int, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Integer matrix product of an affine-quantized input and symmetric int8 weights.
+
+    x: (N, K) int8, the input's quantized values; x_zero: its zero point, an int in [-128, 127];
+    weight: (F, K) int8 (zero point 0); bias: (F,) int32 within +-2**30, or None. K <= 32,768.
+    Returns out (N, F) int32, out[n, f] = bias[f] + sum over k of (x[n, k] - x_zero) * weight[f, k],
+    exactly (no rounding, no wraparound).
+    """
+    x, x_zero, weight, bias = int8_linear_inputs("int8_linear", x, x_zero, weight, bias)
+    acc = (x.astype(np.int64) - x_zero) @ weight.astype(np.int64).T
+    if bias is not None:
+        acc += bias
+    return acc.astype(np.int32)
+
+
+def int8_conv2d(x: np.ndarray, x_zero: int, weight: np.ndarray, bias: np.ndarray | None, stride, padding) -> np.ndarray:
+    """Integer 2-D convolution (cross-correlation) of an affine-quantized input and symmetric int8 weights.
+
+    x: (N, C, H, W) int8 with zero point x_zero in [-128, 127]; weight: (F, C, KH, KW) int8;
+    bias: (F,) int32 within +-2**30, or None; stride (sh, sw) >= 1 and padding (ph, pw) >= 0 are
+    pairs of ints; C * KH * KW <= 32,768. Padding holds x_zero, the quantized value of a real zero,
+    so it adds nothing. Returns out (N, F, Ho, Wo) int32 (Ho as in conv2d_forward), with
+    out[n, f, i, j] = bias[f] + sum over c, a, b of (xpad[n, c, i sh + a, j sw + b] - x_zero) * weight[f, c, a, b].
+    """
+    x, x_zero, weight, bias, stride, padding, _ = int8_conv_inputs("int8_conv2d", x, x_zero, weight, bias, stride, padding)
+    centred = _pad(x.astype(np.int64) - x_zero, padding)  # a real zero is 0 once the zero point is taken off
+    cols = _windows(centred, weight.shape[2:], stride)  # (N, C, Ho, Wo, KH, KW)
+    acc = np.einsum("nchwab,fcab->nfhw", cols, weight.astype(np.int64), optimize=True)
+    if bias is not None:
+        acc += bias[:, None, None]
+    return np.ascontiguousarray(acc.astype(np.int32))
+
+
+def int8_requantize(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, out_zero: int, relu: bool = False) -> np.ndarray:
+    """Rescale int32 accumulators to int8 with integer arithmetic only (gemmlowp's fixed-point scheme).
+
+    acc: (N, F) or (N, F, ...) int32; multiplier, shift: (F,) int32, one pair per channel (axis 1),
+    multiplier in [0, 2**31) and shift in [1, 62], standing for the real factor multiplier / 2**shift
+    (= input scale * weight scale / output scale); out_zero: the output's zero point in [-128, 127].
+    Returns int8 of acc's shape: clamp(round_half_up(acc * multiplier / 2**shift) + out_zero, low, 127),
+    where round_half_up(v / 2**s) = (v + 2**(s-1)) >> s (an arithmetic shift: floor division) and
+    low = out_zero with ``relu`` (a fused ReLU: nothing below the real zero), else -128.
+    """
+    acc, multiplier, shift, out_zero = requantize_inputs("int8_requantize", acc, multiplier, shift, out_zero)
+    per_channel = (1, acc.shape[1]) + (1,) * (acc.ndim - 2)
+    m = multiplier.astype(np.int64).reshape(per_channel)
+    s = shift.astype(np.int64).reshape(per_channel)
+    scaled = (acc.astype(np.int64) * m + (np.int64(1) << (s - 1))) >> s
+    return np.clip(scaled + out_zero, out_zero if relu else -128, 127).astype(np.int8)
+
+
+def int8_maxpool2d(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+    """Max pooling of int8 values over (KH, KW) windows, ``stride`` apart; padding never wins.
+
+    x: (N, C, H, W) int8; kernel, stride (>= 1) and padding (0 .. kernel // 2) are pairs of ints.
+    Returns (N, C, Ho, Wo) int8, Ho = (H + 2 ph - KH) // sh + 1. Quantization is monotonic, so the
+    maximum of quantized values is the quantized maximum: the pool needs no scale or zero point.
+    """
+    x, window, stride, padding, _ = int8_maxpool_inputs("int8_maxpool2d", x, kernel, stride, padding)
+    cols = _windows(_pad(x, padding, -128), window, stride)  # -128 is never above a real value
+    return np.ascontiguousarray(cols.max(axis=(-2, -1)))

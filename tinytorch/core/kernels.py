@@ -30,7 +30,7 @@ from tinytorch._kernels import reference
 from tinytorch._sourcefile import import_file
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
-COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm")
+COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm", "int8")
 BACKENDS = ("compiled", "reference")
 ENV_VAR = "TINYTORCH_KERNELS"
 BUILD_COMMAND = 'pip install -e ".[dev]"   (or: python setup.py build_ext --inplace)'
