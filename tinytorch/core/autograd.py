@@ -553,8 +553,16 @@ class Checkpoint(Function):
 def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
     """``fn(*inputs)`` with gradient checkpointing: see :class:`Checkpoint`.
 
-    Parameters that ``fn`` uses (a module's weights) get their gradients during the re-run.
+    Parameters that ``fn`` uses (a module's weights) get their gradients during the re-run, also
+    when no input requires grad (the first block of a model, whose input is the data).
     """
+    if is_grad_enabled() and not any(getattr(x, "requires_grad", False) for x in inputs):
+        from .tensor import Tensor
+
+        # The engine records an op only when an input requires grad; an empty leaf that does makes
+        # it record this one, so that backward re-runs fn and reaches the parameters inside.
+        anchor = Tensor(np.zeros(0, dtype=np.float32), requires_grad=True)
+        return Checkpoint.apply(*inputs, anchor, fn=lambda *args: fn(*args[:-1]))
     return Checkpoint.apply(*inputs, fn=fn)
 
 
