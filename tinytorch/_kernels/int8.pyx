@@ -63,8 +63,32 @@ cdef extern from *:
         return total;
     }
     #endif
+
+    /* out[i] = clamp(((acc[i] * m + 2**(s-1)) >> s) + zero, low, 127), the contract of int8_requantize;
+       written without branches so that the compiler may vectorise it. */
+    static inline void tt_requantize_row(const int32_t* acc, int8_t* out, Py_ssize_t n, int64_t m, int s,
+                                         int64_t zero, int64_t low) {
+        const int64_t rounding = (int64_t)1 << (s - 1);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t v = (((int64_t)acc[i] * m + rounding) >> s) + zero;
+            v = v < low ? low : v;
+            v = v > 127 ? 127 : v;
+            out[i] = (int8_t)v;
+        }
+    }
+
+    /* 2x2 windows, stride 2, no padding: out[i, j] = max of in[2i..2i+1, 2j..2j+1]. */
+    static inline void tt_max2x2_row(const int8_t* top, const int8_t* bottom, int8_t* out, Py_ssize_t wo) {
+        for (Py_ssize_t j = 0; j < wo; j++) {
+            int8_t a = top[2 * j] > top[2 * j + 1] ? top[2 * j] : top[2 * j + 1];
+            int8_t b = bottom[2 * j] > bottom[2 * j + 1] ? bottom[2 * j] : bottom[2 * j + 1];
+            out[j] = a > b ? a : b;
+        }
+    }
     """
     int32_t tt_dot_s16_s8(const int16_t* a, const int8_t* b, Py_ssize_t n) nogil
+    void tt_requantize_row(const int32_t* acc, int8_t* out, Py_ssize_t n, int64_t m, int s, int64_t zero, int64_t low) nogil
+    void tt_max2x2_row(const int8_t* top, const int8_t* bottom, int8_t* out, Py_ssize_t wo) nogil
 
 #: Longest reduction a float32 product may cover and stay exact (see the module docstring).
 EXACT_DEPTH = 1024
@@ -172,8 +196,12 @@ cdef int _im2col(const int8_t[:, :, :, ::1] x, float[:, ::1] cols, int8_t pad_va
                     dst = &cols[(ci * kh + i) * kw + j, ni * p]
                     for oh in range(ho):
                         src = &padded[(oh * sh + i) * wp + j]
-                        for ow in range(wo):
-                            dst[oh * wo + ow] = src[ow * sw]
+                        if sw == 1:  # a plain widening copy, which the compiler vectorises
+                            for ow in range(wo):
+                                dst[oh * wo + ow] = src[ow]
+                        else:
+                            for ow in range(wo):
+                                dst[oh * wo + ow] = src[ow * sw]
         free(padded)
     return status
 
@@ -234,23 +262,12 @@ def int8_conv2d(x, x_zero, weight, bias, stride, padding):
 @cython.cdivision(True)
 cdef void _requantize(const int32_t[:, :, ::1] acc, const int32_t[::1] multiplier, const int32_t[::1] shift,
                       int out_zero, int low, int8_t[:, :, ::1] out) noexcept nogil:
-    cdef Py_ssize_t n = acc.shape[0], f_count = acc.shape[1], p = acc.shape[2], task, ni, fi, q
-    cdef int64_t m, rounding, v
-    cdef int s
+    # One task is one (image, channel) plane: one multiplier and shift for all of it.
+    cdef Py_ssize_t n = acc.shape[0], f_count = acc.shape[1], p = acc.shape[2], task, ni, fi
     for task in prange(n * f_count, schedule="static"):
         ni = task // f_count
         fi = task - ni * f_count
-        m = multiplier[fi]
-        s = shift[fi]
-        rounding = (<int64_t>1) << (s - 1)
-        for q in range(p):
-            # >> of a negative int64 is an arithmetic shift (floor) on every compiler Cython targets
-            v = ((<int64_t>acc[ni, fi, q] * m + rounding) >> s) + out_zero
-            if v < low:
-                v = low
-            elif v > 127:
-                v = 127
-            out[ni, fi, q] = <int8_t>v
+        tt_requantize_row(&acc[ni, fi, 0], &out[ni, fi, 0], p, multiplier[fi], shift[fi], out_zero, low)
 
 
 def int8_requantize(acc, multiplier, shift, out_zero, relu=False):
@@ -272,9 +289,14 @@ cdef void _maxpool(const int8_t[:, :, :, ::1] x, int8_t[:, :, :, ::1] out, Py_ss
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t ho = out.shape[2], wo = out.shape[3], task, ni, ci, oh, ow, i, j, r, col
     cdef int8_t best, v
+    cdef bint two_by_two = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
     for task in prange(n * c, schedule="static"):
         ni = task // c
         ci = task - ni * c
+        if two_by_two:  # the common pooling: branch-free, vectorisable
+            for oh in range(ho):
+                tt_max2x2_row(&x[ni, ci, 2 * oh, 0], &x[ni, ci, 2 * oh + 1, 0], &out[ni, ci, oh, 0], wo)
+            continue
         for oh in range(ho):
             for ow in range(wo):
                 best = -128  # the padding's value: never above a real one
