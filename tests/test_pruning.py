@@ -132,7 +132,11 @@ def test_channel_pruning_removes_exactly_the_dead_channels():
 
 
 def test_channel_pruning_by_amount_and_errors():
-    pruned = prune_channels(conv_net(), 0.5)
+    net = conv_net()
+    prune_magnitude(net, 0.5)  # masks of unstructured pruning are sliced with the channels
+    pruned = prune_channels(net, 0.5)
+    for layer in (m for m in pruned if isinstance(m, (tt.Conv2D, tt.Dense))):
+        assert layer.weight_mask.shape == layer.weight.shape and np.all(layer.weight.data[~layer.weight_mask.data] == 0)
     assert [m.weight.shape[0] for m in pruned if isinstance(m, (tt.Conv2D, tt.Dense))] == [4, 3, 3, 3]  # 7 * 0.5 rounds to 4 removed (Python's round)
     assert pruned(tt.randn(2, 3, 4, 4)).shape == (2, 3)
     with pytest.raises(ValueError, match=r"layers \[10\] are not prunable"):

@@ -49,7 +49,8 @@ from .quantized import (
     QuantizedReLU,
 )
 
-__all__ = ["fold_batchnorm", "quantize_static", "quantize_dynamic", "quantize_layer_weights", "calibration_inputs"]
+__all__ = ["fold_batchnorm", "quantize_static", "quantize_dynamic", "quantize_layer_weights", "calibration_inputs",
+           "flat_layers"]
 
 SUPPORTED = "Conv2D, Dense, BatchNorm2D/BatchNorm1D after them, ReLU, MaxPool2D, Flatten, Dropout, Identity"
 
@@ -130,15 +131,16 @@ class _Shape:
         return QuantizedFlatten() if isinstance(self.source, Flatten) else QuantizedReLU()
 
 
-def _layers(model: Module) -> list[Module]:
+def flat_layers(model: Module) -> list[Module]:
+    """The layers of a Sequential in order, nested Sequentials opened up (a model that is not one: itself)."""
     if isinstance(model, Sequential):
-        return [layer for child in model for layer in _layers(child)]
+        return [layer for child in model for layer in flat_layers(child)]
     return [model]
 
 
 def _plan(model: Module) -> list[_Weighted | _Shape]:
     """The model as int8 will run it: BatchNorm folded, ReLU fused, Dropout and Identity dropped."""
-    layers = _layers(model)
+    layers = flat_layers(model)
     steps: list[_Weighted | _Shape] = []
     i = 0
     while i < len(layers):

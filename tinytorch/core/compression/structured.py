@@ -37,7 +37,8 @@ from ..networks import Sequential
 from ..normalization import BatchNorm, BatchNorm1D
 from ..random import generator
 from ..spatial import AvgPool2D, BatchNorm2D, Conv2D, MaxPool2D
-from .convert import _layers, fold_batchnorm
+from .convert import flat_layers, fold_batchnorm
+from .pruning import MASK
 
 __all__ = ["channel_importance", "prune_channels", "compute_neuron_importance", "prune_layer_neurons"]
 
@@ -58,9 +59,17 @@ def _kept(importance: np.ndarray, amount: float, where: str) -> np.ndarray:
     return np.sort(np.argsort(-importance, kind="stable")[:keep])
 
 
+def _slice_weight(new: Conv2D | Dense, index: tuple) -> None:
+    """Keep ``weight[index]`` (and the same entries of an unstructured-pruning mask, when there is one)."""
+    new.weight.data = np.ascontiguousarray(new.weight.data[index])
+    mask = getattr(new, MASK, None)
+    if mask is not None:
+        new.register_buffer(MASK, mask.data[index], persistent=False)
+
+
 def _slice_producer(layer: Conv2D | Dense, keep: np.ndarray) -> Conv2D | Dense:
     new = copy.deepcopy(layer)
-    new.weight.data = np.ascontiguousarray(layer.weight.data[keep])
+    _slice_weight(new, (keep,))
     if layer.bias is not None:
         new.bias.data = layer.bias.data[keep].copy()
     if isinstance(new, Conv2D):
@@ -83,7 +92,7 @@ def _slice_batchnorm(bn: BatchNorm, keep: np.ndarray) -> BatchNorm:
 def _slice_consumer(layer: Conv2D | Dense, keep: np.ndarray, channels: int, flattened: bool) -> Conv2D | Dense:
     new = copy.deepcopy(layer)
     if isinstance(layer, Conv2D):
-        new.weight.data = np.ascontiguousarray(layer.weight.data[:, keep])
+        _slice_weight(new, (slice(None), keep))
         new.in_channels = keep.size
         return new
     columns = keep
@@ -92,7 +101,7 @@ def _slice_consumer(layer: Conv2D | Dense, keep: np.ndarray, channels: int, flat
             raise ValueError(f"prune_channels: {layer.label()} cannot read a flattened map of {channels} channels")
         spatial = layer.in_features // channels
         columns = (keep[:, None] * spatial + np.arange(spatial)).ravel()
-    new.weight.data = np.ascontiguousarray(layer.weight.data[:, columns])
+    _slice_weight(new, (slice(None), columns))
     new.in_features = columns.size
     return new
 
@@ -118,7 +127,7 @@ def prune_channels(model: Module, amount: float | Mapping[int, float], norm: int
         The pruned model; ``model`` is not changed. Fine-tune it: removing channels changes
         what the next layer sees.
     """
-    layers = [copy.deepcopy(layer) for layer in _layers(model)]
+    layers = [copy.deepcopy(layer) for layer in flat_layers(model)]
     producers = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2D, Dense))]
     if not producers:
         raise ValueError(f"prune_channels: {model.label()} has no Conv2D or Dense layer")
