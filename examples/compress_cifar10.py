@@ -1,0 +1,502 @@
+"""Compress the trained CIFAR-10 CNN and record what every method costs: int8 quantization, magnitude and
+structured pruning, distillation, memory-saving training, dynamic int8 on an MNIST MLP, int8 speed.
+
+Usage:
+  compress_cifar10.py [--model=<file>] [--out=<dir>] [--save-dir=<dir>] [--parts=<list>] [--finetune-epochs=<n>]
+                      [--distill-epochs=<n>] [--seeds=<n>] [--batch-size=<n>] [--limit=<n>] [--test-limit=<n>]
+                      [--calibration-batches=<n>] [--mnist-epochs=<n>] [--sparsities=<list>] [--memory-rounds=<n>]
+                      [--quiet]
+  compress_cifar10.py (-h | --help)
+
+Options:
+  --model=<file>             The trained float model, a safe checkpoint that load_checkpoint(path, build_model())
+                             reads [default: examples/checkpoints/cifar10_cnn.npz]. Make it with
+                             `python examples/train_cifar10.py` (about 13 minutes on two cores).
+  --out=<dir>                Where the report (README.md), the figures (results.json) and the sparsity
+                             curve go [default: examples/results/compression].
+  --save-dir=<dir>           Where the compressed models go, for packaging and serving (int8, 90 % sparse,
+                             channel-pruned) [default: examples/checkpoints].
+  --parts=<list>             Comma-separated parts to run: quantize, prune, structured, distill, memory,
+                             dynamic, speed [default: quantize,prune,structured,distill,memory,dynamic,speed].
+  --finetune-epochs=<n>      Fine-tuning epochs after pruning [default: 3].
+  --distill-epochs=<n>       Training epochs of each student [default: 6].
+  --seeds=<n>                Paired seeds of the distillation comparison [default: 3].
+  --batch-size=<n>           Training batch [default: 128].
+  --limit=<n>                Fine-tune and distill on the first n training images [default: 50000].
+  --test-limit=<n>           Evaluate on the first n test images [default: 10000].
+  --calibration-batches=<n>  Batches of 64 training images that calibrate int8 activations [default: 32].
+  --mnist-epochs=<n>         Training epochs of the MNIST MLP that dynamic int8 quantizes [default: 12].
+  --sparsities=<list>        The points of the sparsity/accuracy curve
+                             [default: 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.85,0.9,0.95].
+  --memory-rounds=<n>        Rounds of the memory-saving measurement; the first is not kept [default: 6].
+  --quiet                    Print only the summary.
+
+The data come from TINYTORCH_DATA (on the course machines: TINYTORCH_DATA=../shared/data). Accuracy
+figures hold on any machine; speed figures (the ``speed`` and ``memory`` parts) are only meaningful
+on an idle one: the speed part runs ``python -m benchmarks.compression``, which waits for one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from docopt import docopt
+
+import tinytorch as tt
+from tinytorch.core import compression
+from tinytorch.core.checkpoint import load_checkpoint, save_checkpoint
+from tinytorch.core.data.transforms import Compose, RandomCrop, RandomHorizontalFlip
+from tinytorch.core.dataloader import CIFAR10Dataset, DataLoader
+from tinytorch.core.losses import CrossEntropyLoss
+from tinytorch.core.metrics import Accuracy
+from tinytorch.core.optimizers import SGD, OneCycleLR
+from tinytorch.core.profiling import MemoryProfiler
+from tinytorch.core.training import Trainer, evaluate_model
+
+from reporting import _machine, write_atomically
+from train_cifar10 import build_model, conv_block
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTS = ("quantize", "prune", "structured", "distill", "memory", "dynamic", "speed")
+FINETUNED = (0.8, 0.9)
+#: conv2 and conv3 of build_model(), as indices into its list of layers, and the fraction of their channels removed
+CHANNELS_REMOVED = {4: 0.5, 8: 0.5}
+TEMPERATURE, ALPHA = 4.0, 0.9
+
+
+def build_student() -> tt.Sequential:
+    """The teacher's shape at half the width: 16-32-64 channels, dense 1024 -> 128 -> 10 (about a quarter of the parameters)."""
+    return tt.Sequential(
+        *conv_block(3, 16), tt.MaxPool2D(2),
+        *conv_block(16, 32), tt.MaxPool2D(2),
+        *conv_block(32, 64), tt.MaxPool2D(2),
+        tt.Flatten(), tt.Dense(64 * 4 * 4, 128), tt.ReLU(), tt.Dense(128, 10),
+    )
+
+
+class Run:
+    """The data, the settings and the figures of one run of this program."""
+
+    def __init__(self, args: dict):
+        self.args = args
+        self.quiet = args["--quiet"]
+        self.batch_size = int(args["--batch-size"])
+        self.finetune_epochs = int(args["--finetune-epochs"])
+        data = CIFAR10Dataset(train=True, normalize=True)
+        limit, test_limit = int(args["--limit"]), int(args["--test-limit"])
+        self.train_x, self.train_y = data.train_data[:limit], data.train_labels[:limit]
+        self.test_loader = DataLoader(data.test_data[:test_limit], data.test_labels[:test_limit], batch_size=500)
+        self.out, self.save_dir = Path(args["--out"]), Path(args["--save-dir"])
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        self.results: dict = {}
+        self.started = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def accuracy(self, model: tt.Module) -> float:
+        return float(evaluate_model(model, self.test_loader)["accuracy"])
+
+    def train_loader(self) -> DataLoader:
+        augment = Compose([RandomCrop(32, padding=4), RandomHorizontalFlip()])
+        return DataLoader(self.train_x, self.train_y, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          transform=augment)
+
+    def calibration_batches(self) -> list[np.ndarray]:
+        count = int(self.args["--calibration-batches"])
+        order = np.random.default_rng(0).permutation(len(self.train_x))[: 64 * count]
+        return [self.train_x[order[i:i + 64]] for i in range(0, len(order), 64)]
+
+    def fit(self, model: tt.Module, epochs: int, lr: float, loss=None, callbacks=()) -> None:
+        """SGD with Nesterov momentum and a one-cycle schedule, crops and flips: train_cifar10.py's recipe."""
+        loader = self.train_loader()
+        optimizer = SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        schedule = OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=len(loader), pct_start=0.25)
+        trainer = Trainer(model, loss or CrossEntropyLoss(label_smoothing=0.1), optimizer, scheduler=schedule,
+                          callbacks=list(callbacks))
+        trainer.fit(loader, epochs=epochs, verbose=0 if self.quiet else 2)
+
+
+def file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def quantize_part(run: Run, model: tt.Module, float_path: Path) -> None:
+    """Static int8 with per-channel weights under each observer, and the per-tensor min-max ablation."""
+    batches = run.calibration_batches()
+    rows = []
+    for observer, per_channel in (("percentile", True), ("histogram", True), ("minmax", True), ("minmax", False)):
+        started = time.perf_counter()
+        quantized = compression.quantize_static(model, batches, observer=observer, per_channel=per_channel)
+        convert_s = time.perf_counter() - started
+        path = run.save_dir / f"cifar10_int8_{observer}{'' if per_channel else '_per_tensor'}.npz"
+        compression.save_quantized(path, quantized, observer=observer, per_channel=per_channel)
+        reloaded, _ = compression.load_quantized(path)
+        accuracy = run.accuracy(reloaded)
+        rows.append({"observer": observer, "weights": "per-channel" if per_channel else "per-tensor",
+                     "accuracy": accuracy, "bytes": file_size(path), "convert_seconds": convert_s, "file": path.name})
+        run.say(f"int8 {observer} {rows[-1]['weights']}: {100 * accuracy:.2f} %, {file_size(path):,} bytes")
+        if observer == "percentile":
+            compression.save_quantized(run.save_dir / "cifar10_int8.npz", quantized, observer=observer,
+                                       calibration_batches=len(batches), test_accuracy=accuracy)
+    dtypes = {}
+    with np.load(run.save_dir / "cifar10_int8.npz", allow_pickle=False) as archive:
+        for name in archive.files:
+            if name != "__tinytorch__":
+                dtypes[name.rsplit("/", 1)[-1]] = str(archive[name].dtype)
+    run.results["quantize"] = {"calibration_batches": len(batches), "float_bytes": file_size(float_path), "rows": rows,
+                               "saved_dtypes": dtypes}
+
+
+def prune_part(run: Run, model: tt.Module, float_path: Path) -> None:
+    """The sparsity/accuracy curve, fine-tuning at 80 and 90 %, and the compact files at 90 %."""
+    curve = []
+    for target in (float(v) for v in run.args["--sparsities"].split(",")):
+        pruned = copy.deepcopy(model)
+        report = compression.prune_magnitude(pruned, target) if target else compression.layer_sparsity(pruned)
+        curve.append({"sparsity": target, "accuracy": run.accuracy(pruned), "layers": report})
+        run.say(f"pruned {100 * target:.0f} %: {100 * curve[-1]['accuracy']:.2f} %")
+    tuned = []
+    for target in FINETUNED:
+        pruned = copy.deepcopy(model)
+        compression.prune_magnitude(pruned, target)
+        before = run.accuracy(pruned)
+        started = time.perf_counter()
+        run.fit(pruned, run.finetune_epochs, lr=0.02, callbacks=[compression.KeepPruned()])
+        row = {"sparsity": target, "before": before, "after": run.accuracy(pruned), "epochs": run.finetune_epochs,
+               "measured_sparsity": compression.sparsity(pruned), "seconds": time.perf_counter() - started}
+        if target == 0.9:
+            row.update(sparse_files(run, pruned, float_path))
+        tuned.append(row)
+        run.say(f"pruned {100 * target:.0f} % and fine-tuned: {100 * row['after']:.2f} %")
+    run.results["prune"] = {"curve": curve, "finetuned": tuned, "finetune_lr": 0.02}
+    plot_curve(run, curve, tuned)
+
+
+def sparse_files(run: Run, pruned: tt.Module, float_path: Path) -> dict:
+    dense = run.save_dir / "cifar10_pruned90_dense.npz"
+    sparse = run.save_dir / "cifar10_pruned90.npz"
+    sparse_int8 = run.save_dir / "cifar10_pruned90_int8.npz"
+    save_checkpoint(dense, pruned)
+    compression.save_sparse(sparse, pruned, sparsity=0.9)
+    compression.save_sparse(sparse_int8, pruned, values="int8", sparsity=0.9)
+    restored, approx = build_model(), build_model()
+    compression.load_sparse(sparse, restored)
+    compression.load_sparse(sparse_int8, approx)
+    exact = all(np.array_equal(a, b) for a, b in zip(pruned.state_dict().values(), restored.state_dict().values()))
+    return {"float_bytes": file_size(float_path), "dense_bytes": file_size(dense), "sparse_bytes": file_size(sparse),
+            "sparse_int8_bytes": file_size(sparse_int8), "round_trip_exact": exact,
+            "sparse_int8_accuracy": run.accuracy(approx)}
+
+
+def plot_curve(run: Run, curve: list, tuned: list) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit('the sparsity curve needs matplotlib: pip install "tinytorch[plot]"') from None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([100 * c["sparsity"] for c in curve], [100 * c["accuracy"] for c in curve], "o-", label="pruned, no fine-tuning")
+    ax.plot([100 * t["sparsity"] for t in tuned], [100 * t["after"] for t in tuned], "s", markersize=8,
+            label=f"after {run.finetune_epochs} fine-tuning epochs")
+    ax.set_xlabel("weights pruned (global magnitude), %")
+    ax.set_ylabel("test accuracy, %")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = run.out / "sparsity_curve.tmp.png"
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(run.out / "sparsity_curve.png")
+
+
+def forward_flops(model: tt.Module) -> float:
+    """Forward FLOPs per image (a multiply-add counts 2), from the profiler's counter."""
+    from tinytorch.core.profiling import count_flops
+
+    return float(count_flops(model, (1, 3, 32, 32), backward=False).forward)
+
+
+def structured_part(run: Run, model: tt.Module) -> None:
+    """Half the channels of conv2 and conv3 removed, fine-tuned; FLOPs and parameters before and after."""
+    slim = compression.prune_channels(model, CHANNELS_REMOVED)
+    before = run.accuracy(slim)
+    started = time.perf_counter()
+    run.fit(slim, run.finetune_epochs, lr=0.02)
+    after = run.accuracy(slim)
+    path = run.save_dir / "cifar10_channels_pruned.npz"
+    save_checkpoint(path, slim, layers=[repr(layer) for layer in slim])
+    run.results["structured"] = {
+        "removed": {str(k): v for k, v in CHANNELS_REMOVED.items()},
+        "flops": forward_flops(model), "slim_flops": forward_flops(slim),
+        "parameters": model.num_parameters(), "slim_parameters": slim.num_parameters(),
+        "before_finetune": before, "after_finetune": after, "epochs": run.finetune_epochs,
+        "seconds": time.perf_counter() - started, "file": path.name,
+    }
+    run.say(f"channel-pruned: {100 * after:.2f} % after fine-tuning")
+
+
+def distill_part(run: Run, teacher: tt.Module) -> None:
+    """The same student trained alone and distilled from the teacher, seed by seed (same start, same batches)."""
+    epochs, rows = int(run.args["--distill-epochs"]), []
+    for seed in range(int(run.args["--seeds"])):
+        row = {"seed": seed}
+        for mode in ("alone", "distilled"):
+            tt.manual_seed(seed)  # the same initial weights, shuffling and augmentation in both runs
+            student = build_student()
+            started = time.perf_counter()
+            if mode == "alone":
+                run.fit(student, epochs, lr=0.1)
+            else:
+                distiller = compression.Distiller(student, teacher, temperature=TEMPERATURE, alpha=ALPHA)
+                run.fit(distiller, epochs, lr=0.1, loss=distiller.loss)
+            row[mode] = run.accuracy(student)
+            row[f"{mode}_seconds"] = time.perf_counter() - started
+        rows.append(row)
+        run.say(f"student seed {seed}: alone {100 * row['alone']:.2f} %, distilled {100 * row['distilled']:.2f} %")
+    gains = [r["distilled"] - r["alone"] for r in rows]
+    summary = {key: {"mean": statistics.mean(values), "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
+               for key, values in (("alone", [r["alone"] for r in rows]), ("distilled", [r["distilled"] for r in rows]),
+                                   ("gain", gains))}
+    run.results["distill"] = {"temperature": TEMPERATURE, "alpha": ALPHA, "epochs": epochs, "rows": rows,
+                              "summary": summary, "teacher_accuracy": run.results["float"]["accuracy"],
+                              "student_parameters": build_student().num_parameters()}
+
+
+def memory_part(run: Run) -> None:
+    """Peak memory and time of a training step: plain, recomputed in segments, and with float16 boundaries."""
+    x = tt.tensor(run.train_x[:128])
+    y = tt.tensor(run.train_y[:128])
+    loss_fn = CrossEntropyLoss()
+    modes = {"plain": lambda m: m(x),
+             "checkpoint (4 segments)": lambda m: compression.checkpoint_sequential(m, x, segments=4),
+             "checkpoint + float16 boundaries": lambda m: compression.checkpoint_sequential(m, x, segments=4,
+                                                                                          half_precision=True)}
+    model = build_model().train()
+    stats: dict = {name: {"peak": [], "kept": [], "seconds": []} for name in modes}
+    rounds = int(run.args["--memory-rounds"])
+    if rounds < 2:
+        raise SystemExit("--memory-rounds must be at least 2 (the first round only allocates scratch buffers)")
+    for round_ in range(rounds):  # alternating, so that a slow moment of the machine hits every mode
+        for name, forward in modes.items():
+            model.zero_grad()
+            profiler = MemoryProfiler()
+            started = time.perf_counter()
+            with profiler.measure("step") as step:
+                with profiler.measure("forward") as kept:
+                    out = forward(model)
+                loss_fn(out, y).backward()
+            seconds = time.perf_counter() - started
+            if round_ > 0:  # the first round allocates the kernels' scratch buffers
+                stats[name]["peak"].append(step.peak_mb)
+                stats[name]["kept"].append(kept.net_mb)
+                stats[name]["seconds"].append(seconds)
+    rows = [{"mode": name, "peak_mib": statistics.median(s["peak"]), "kept_mib": statistics.median(s["kept"]),
+             "seconds": statistics.median(s["seconds"])} for name, s in stats.items()]
+    weights = sum(p.data.nbytes for p in model.parameters()) / 2**20
+    run.results["memory"] = {"batch": len(x), "rounds": rounds - 1, "weights_mib": weights, "rows": rows}
+
+
+def dynamic_part(run: Run) -> None:
+    """Dynamic int8 (weights int8, inputs quantized per batch) on the MNIST MLP of train_mnist.py."""
+    import train_mnist
+    from tinytorch.core.dataloader import MNIST
+
+    tt.manual_seed(0)
+    train_set, test_set = MNIST(train=True, flatten=True), MNIST(train=False, flatten=True)
+    epochs = int(run.args["--mnist-epochs"])
+    mlp = train_mnist.build_model()
+    train = DataLoader(train_set.data, train_set.labels, batch_size=128, shuffle=True)
+    test = DataLoader(test_set.data, test_set.labels, batch_size=1000)
+    optimizer = tt.Adam(mlp.parameters(), lr=1e-3)  # train_mnist.py's recipe
+    trainer = Trainer(mlp, CrossEntropyLoss(), optimizer, [Accuracy()],
+                      scheduler=tt.CosineAnnealingLR(optimizer, T_max=epochs))
+    trainer.fit(train, epochs=epochs, verbose=0 if run.quiet else 2)
+    quantized = compression.quantize_dynamic(mlp)
+    float_path, int8_path = run.save_dir / "mnist_mlp.npz", run.save_dir / "mnist_mlp_int8.npz"
+    save_checkpoint(float_path, mlp)
+    compression.save_quantized(int8_path, quantized)
+    run.results["dynamic"] = {
+        "epochs": epochs, "float_accuracy": float(evaluate_model(mlp, test)["accuracy"]),
+        "int8_accuracy": float(evaluate_model(compression.load_quantized(int8_path)[0], test)["accuracy"]),
+        "float_bytes": file_size(float_path), "int8_bytes": file_size(int8_path),
+    }
+
+
+def speed_part(run: Run, float_path: Path) -> None:
+    """int8 against float32, each in its own process (benchmarks/compression.py), recorded here."""
+    record = run.out / "speed.json"
+    command = [sys.executable, "-m", "benchmarks.compression", f"--model={float_path}",
+               f"--int8={run.save_dir / 'cifar10_int8.npz'}", f"--slim={run.save_dir / 'cifar10_channels_pruned.npz'}",
+               f"--json={record}"]
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    run.results["speed"] = json.loads(record.read_text())
+
+
+def report(run: Run, command: str) -> str:
+    r = run.results
+    base = r["float"]
+    lines = [
+        "# Compressing the CIFAR-10 CNN",
+        "",
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- Command: `{command}`",
+        f"- Machine: {_machine()}",
+        f"- Float32 model: {base['parameters']:,} parameters, test accuracy **{100 * base['accuracy']:.2f} %** on "
+        f"{base['test_images']:,} test images, file {base['bytes']:,} bytes (`save_checkpoint`)",
+        f"- Wall time of the whole program: {r['seconds'] / 60:.1f} min",
+        "",
+    ]
+    if "quantize" in r:
+        q = r["quantize"]
+        lines += ["## int8 post-training quantization (static)", "",
+                  f"Activations calibrated on {q['calibration_batches']} batches of 64 training images; weights int8 "
+                  "with one scale per output channel (per tensor in the ablation); batch norm folded, ReLU fused. "
+                  "Sizes are of the saved files (`save_quantized`: int8 arrays + JSON).", "",
+                  "| activations observer | weight scales | test accuracy | vs float32 | file bytes | smaller by |",
+                  "|---|---|---|---|---|---|"]
+        for row in q["rows"]:
+            lines.append(f"| {row['observer']} | {row['weights']} | {100 * row['accuracy']:.2f} % | "
+                         f"{100 * (row['accuracy'] - base['accuracy']):+.2f} pt | {row['bytes']:,} | "
+                         f"{q['float_bytes'] / row['bytes']:.2f}x |")
+        floats = sorted(n for n, d in q["saved_dtypes"].items() if d != "int8")
+        lines += ["", f"Arrays in the saved int8 model that are not int8: {', '.join(floats) or 'none'} "
+                  f"({', '.join(sorted(set(q['saved_dtypes'][n] for n in floats))) or '-'}).", ""]
+    if "prune" in r:
+        p = r["prune"]
+        lines += ["## Magnitude pruning (global, unstructured)", "",
+                  "| weights pruned | test accuracy (no fine-tuning) |", "|---|---|"]
+        lines += [f"| {100 * c['sparsity']:.0f} % | {100 * c['accuracy']:.2f} % |" for c in p["curve"]]
+        lines += ["", f"Fine-tuned with the pruned weights held at zero (`KeepPruned`), SGD one-cycle peak lr "
+                  f"{p['finetune_lr']}, crops and flips:", "",
+                  "| weights pruned | before fine-tuning | after | epochs | vs float32 |", "|---|---|---|---|---|"]
+        for t in p["finetuned"]:
+            lines.append(f"| {100 * t['measured_sparsity']:.1f} % | {100 * t['before']:.2f} % | {100 * t['after']:.2f} % | "
+                         f"{t['epochs']} | {100 * (t['after'] - base['accuracy']):+.2f} pt |")
+        files = next((t for t in p["finetuned"] if "sparse_bytes" in t), None)
+        if files:
+            lines += ["", "Files of the 90 % model:", "", "| format | bytes | smaller than the float32 file by |",
+                      "|---|---|---|",
+                      f"| float32 checkpoint of the unpruned model | {files['float_bytes']:,} | 1.00x |",
+                      f"| float32 checkpoint of the pruned model (zeros stored) | {files['dense_bytes']:,} | "
+                      f"{files['float_bytes'] / files['dense_bytes']:.2f}x |",
+                      f"| bitmask + float32 values (`save_sparse`) | {files['sparse_bytes']:,} | "
+                      f"{files['float_bytes'] / files['sparse_bytes']:.2f}x |",
+                      f"| bitmask + int8 values (`save_sparse(values='int8')`) | {files['sparse_int8_bytes']:,} | "
+                      f"{files['float_bytes'] / files['sparse_int8_bytes']:.2f}x |",
+                      "", f"The float32-valued file reloads bit for bit: {files['round_trip_exact']}. With int8 values "
+                      f"the model scores {100 * files['sparse_int8_accuracy']:.2f} %.", ""]
+        lines += ["![sparsity curve](sparsity_curve.png)", ""]
+    if "structured" in r:
+        s = r["structured"]
+        cut = 1 - s["slim_flops"] / s["flops"]
+        lines += ["## Structured (channel) pruning", "",
+                  "Half the output channels of conv2 and conv3 removed (smallest L1 norm of the batch-norm-folded "
+                  "filter), with the batch norms and the next layers' inputs; then fine-tuned.", "",
+                  "| | float32 model | channel-pruned |", "|---|---|---|",
+                  f"| forward FLOPs per image | {s['flops'] / 1e6:.2f} M | {s['slim_flops'] / 1e6:.2f} M ({100 * cut:.1f} % fewer) |",
+                  f"| parameters | {s['parameters']:,} | {s['slim_parameters']:,} |",
+                  f"| test accuracy | {100 * base['accuracy']:.2f} % | {100 * s['before_finetune']:.2f} % before, "
+                  f"{100 * s['after_finetune']:.2f} % after {s['epochs']} epochs |"]
+        speed = r.get("speed", {}).get("cases", {}).get("slim_cnn_batch64")
+        if speed:
+            latency_cut = 1 - 1 / speed["ratio"]
+            lines.append(f"| inference time, batch 64 | 1 | {1 / speed['ratio']:.2f}x ({100 * latency_cut:.1f} % less; "
+                         f"{latency_cut / cut:.2f} of the FLOP cut) |")
+        lines.append("")
+    if "distill" in r:
+        d = r["distill"]
+        s = d["summary"]
+        lines += ["## Distillation", "",
+                  f"Student: the teacher's layout at half the width ({d['student_parameters']:,} parameters), "
+                  f"{d['epochs']} epochs of the same recipe, alone and distilled from the float32 model "
+                  f"({100 * d['teacher_accuracy']:.2f} %) with T = {d['temperature']}, alpha = {d['alpha']}; each seed "
+                  "gives both runs the same initial weights, batches and augmentation.", "",
+                  "| seed | alone | distilled | difference |", "|---|---|---|---|"]
+        lines += [f"| {row['seed']} | {100 * row['alone']:.2f} % | {100 * row['distilled']:.2f} % | "
+                  f"{100 * (row['distilled'] - row['alone']):+.2f} pt |" for row in d["rows"]]
+        lines += [f"| mean ± sd | {100 * s['alone']['mean']:.2f} ± {100 * s['alone']['stdev']:.2f} % | "
+                  f"{100 * s['distilled']['mean']:.2f} ± {100 * s['distilled']['stdev']:.2f} % | "
+                  f"{100 * s['gain']['mean']:+.2f} ± {100 * s['gain']['stdev']:.2f} pt |", ""]
+    if "memory" in r:
+        m = r["memory"]
+        plain = next(row for row in m["rows"] if row["mode"] == "plain")
+        lines += ["## Memory-saving training", "",
+                  f"One training step of the float32 CNN at batch {m['batch']}, measured with `MemoryProfiler` "
+                  f"(NumPy allocations), median of {m['rounds']} alternating rounds in one process. The weights are "
+                  f"{m['weights_mib']:.1f} MiB.", "",
+                  "| mode | peak MiB | kept for backward MiB | step time | vs plain |", "|---|---|---|---|---|"]
+        lines += [f"| {row['mode']} | {row['peak_mib']:.1f} | {row['kept_mib']:.1f} | {row['seconds'] * 1e3:.0f} ms | "
+                  f"{row['seconds'] / plain['seconds']:.2f}x |" for row in m["rows"]]
+        lines.append("")
+    if "dynamic" in r:
+        d = r["dynamic"]
+        lines += ["## Dynamic int8 on a Dense-only model", "",
+                  f"The MNIST MLP of `train_mnist.py` ({d['epochs']} epochs), its Dense layers swapped for "
+                  "`DynamicQuantizedDense` (int8 weights, each batch's input quantized on the fly):", "",
+                  "| | float32 | dynamic int8 |", "|---|---|---|",
+                  f"| test accuracy | {100 * d['float_accuracy']:.2f} % | {100 * d['int8_accuracy']:.2f} % "
+                  f"({100 * (d['int8_accuracy'] - d['float_accuracy']):+.2f} pt) |",
+                  f"| file bytes | {d['float_bytes']:,} | {d['int8_bytes']:,} ({d['float_bytes'] / d['int8_bytes']:.2f}x smaller) |", ""]
+    if "speed" in r:
+        sp = r["speed"]
+        lines += ["## Speed: int8 against float32", "",
+                  f"From `{sp['command']}`: each side in its own process, {sp['threads']} threads, alternating rounds, "
+                  f"median of per-round ratios (above 1: the first is faster). Outside load: {sp['load']}.", "",
+                  "| case | float32 | compressed | ratio | target |", "|---|---|---|---|---|"]
+        for name, case in sp["cases"].items():
+            lines.append(f"| {case['title']} | {case['baseline_ms']:.3f} ms | {case['ms']:.3f} ms | {case['ratio']:.2f}x | "
+                         f"{case.get('target', '')} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = docopt(__doc__, argv=argv)
+    parts = [p.strip() for p in args["--parts"].split(",") if p.strip()]
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown parts {unknown}; choose from {', '.join(PARTS)}")
+    model_path = Path(args["--model"])
+    if not model_path.is_file():
+        raise SystemExit(f"no trained model at {model_path}: make it with `python examples/train_cifar10.py --save={model_path}` "
+                         "(about 13 minutes on two cores), or pass --model=<file>")
+    run = Run(args)
+    model = build_model()
+    load_checkpoint(model_path, model)
+    model.eval()
+    float_path = run.save_dir / "cifar10_float.npz"
+    save_checkpoint(float_path, model)  # the same writer as every other file here, for a fair size comparison
+    run.results["float"] = {"accuracy": run.accuracy(model), "parameters": model.num_parameters(),
+                            "bytes": file_size(float_path), "test_images": len(run.test_loader.dataset)}
+    run.say(f"float32: {100 * run.results['float']['accuracy']:.2f} %")
+    steps = {"quantize": lambda: quantize_part(run, model, float_path), "prune": lambda: prune_part(run, model, float_path),
+             "structured": lambda: structured_part(run, model), "distill": lambda: distill_part(run, model),
+             "memory": lambda: memory_part(run), "dynamic": lambda: dynamic_part(run),
+             "speed": lambda: speed_part(run, float_path)}
+    for part in PARTS:
+        if part in parts:
+            steps[part]()
+    run.results["seconds"] = time.perf_counter() - run.started
+    command = " ".join(["python", *sys.argv]) if argv is None else " ".join(["python examples/compress_cifar10.py", *argv])
+    run.results["command"] = command
+    write_atomically(run.out / "results.json", json.dumps(run.results, indent=2))
+    write_atomically(run.out / "README.md", report(run, command))
+    print(f"compression: report in {run.out}")
+    return run.results
+
+
+if __name__ == "__main__":
+    main()

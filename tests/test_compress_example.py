@@ -1,0 +1,78 @@
+"""The compression example runs end to end on the tiny fixtures and records every part; the speed
+benchmark's two sides compute the same model.
+
+The full run, on the trained CIFAR-10 model, is recorded in examples/results/compression/.
+"""
+
+import importlib
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from .test_examples import fixture_data  # noqa: F401  (the fixture data sets, laid out like the real ones)
+
+
+def test_compress_example_records_every_part(fixture_data, capsys):  # noqa: F811
+    module = importlib.import_module("compress_cifar10")
+    import tinytorch as tt
+    from tinytorch.core.checkpoint import save_checkpoint
+
+    tt.manual_seed(0)
+    model_path = fixture_data / "cifar10_cnn.npz"
+    save_checkpoint(model_path, module.build_model())
+    out, saved = fixture_data / "results", fixture_data / "checkpoints"
+    parts = "quantize,prune,structured,distill,memory,dynamic"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixtures are trusted local copies: the data module warns so
+        results = module.main([f"--model={model_path}", f"--out={out}", f"--save-dir={saved}", f"--parts={parts}",
+                               "--finetune-epochs=1", "--distill-epochs=1", "--seeds=2", "--batch-size=4", "--limit=8",
+                               "--calibration-batches=1", "--mnist-epochs=1", "--sparsities=0,0.5,0.9",
+                               "--memory-rounds=2", "--quiet"])
+    recorded = json.loads((out / "results.json").read_text())
+    assert recorded["float"]["accuracy"] == results["float"]["accuracy"]
+    rows = {(r["observer"], r["weights"]): r for r in recorded["quantize"]["rows"]}
+    assert set(rows) == {("percentile", "per-channel"), ("histogram", "per-channel"), ("minmax", "per-channel"),
+                         ("minmax", "per-tensor")}
+    assert recorded["quantize"]["float_bytes"] / rows[("percentile", "per-channel")]["bytes"] > 3.9
+    assert set(recorded["quantize"]["saved_dtypes"].values()) == {"int8", "float32"}
+    assert [c["sparsity"] for c in recorded["prune"]["curve"]] == [0.0, 0.5, 0.9]
+    ninety = next(t for t in recorded["prune"]["finetuned"] if t["sparsity"] == 0.9)
+    assert ninety["round_trip_exact"] and ninety["float_bytes"] / ninety["sparse_bytes"] > 7
+    assert ninety["float_bytes"] / ninety["sparse_int8_bytes"] > 15
+    assert recorded["structured"]["slim_flops"] / recorded["structured"]["flops"] == pytest.approx(9.38 / 21.70, abs=1e-3)
+    assert len(recorded["distill"]["rows"]) == 2 and set(recorded["distill"]["summary"]) == {"alone", "distilled", "gain"}
+    modes = [row["mode"] for row in recorded["memory"]["rows"]]
+    assert modes == ["plain", "checkpoint (4 segments)", "checkpoint + float16 boundaries"]
+    assert 0 <= recorded["dynamic"]["int8_accuracy"] <= 1 and recorded["dynamic"]["float_bytes"] > 3.5 * recorded["dynamic"]["int8_bytes"]
+    report = (out / "README.md").read_text()
+    for heading in ("## int8 post-training quantization", "## Magnitude pruning", "## Structured (channel) pruning",
+                    "## Distillation", "## Memory-saving training", "## Dynamic int8"):
+        assert heading in report
+    assert (out / "sparsity_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("cifar10_int8.npz", "cifar10_pruned90.npz", "cifar10_channels_pruned.npz"):
+        assert (saved / name).is_file()
+    assert "report in" in capsys.readouterr().out
+    sys.modules.pop("compress_cifar10", None)
+
+
+def test_compress_example_says_how_to_make_the_model(fixture_data, tmp_path):  # noqa: F811
+    module = importlib.import_module("compress_cifar10")
+    with pytest.raises(SystemExit, match="train_cifar10.py --save="):
+        module.main([f"--model={tmp_path / 'missing.npz'}", f"--out={tmp_path}"])
+    with pytest.raises(SystemExit, match="unknown parts"):
+        module.main([f"--model={tmp_path / 'missing.npz'}", "--parts=quantize,zip"])
+    sys.modules.pop("compress_cifar10", None)
+
+
+@pytest.mark.parametrize("case", ["dense_2048x256_batch1", "int8_cnn_batch64", "slim_cnn_batch64"])
+def test_speed_benchmark_sides_compute_the_same_model(case):
+    from benchmarks.compression import build
+
+    baseline, compressed = build(case, "baseline")(), build(case, "compressed")()
+    assert baseline.shape == compressed.shape
+    if case != "slim_cnn_batch64":  # int8 follows float32 closely; the channel-pruned model is another model
+        scale = np.abs(baseline.numpy()).max()
+        assert np.abs(baseline.numpy() - compressed.numpy()).max() < 0.05 * scale
