@@ -70,6 +70,9 @@ FINETUNED = (0.8, 0.9)
 #: conv2 and conv3 of build_model(), as indices into its list of layers, and the fraction of their channels removed
 CHANNELS_REMOVED = {4: 0.5, 8: 0.5}
 TEMPERATURE, ALPHA = 4.0, 0.9
+#: (activation observer, per-channel weight scales, weight bits) of each static quantization; the first is the model saved
+QUANTIZED_VARIANTS = (("percentile", True, 8), ("histogram", True, 8), ("minmax", True, 8), ("minmax", False, 8),
+                      ("minmax", True, 4), ("minmax", False, 4))
 
 
 def build_student() -> tt.Sequential:
@@ -135,18 +138,18 @@ def quantize_part(run: Run, model: tt.Module, float_path: Path) -> None:
     """Static int8 with per-channel weights under each observer, and the per-tensor min-max ablation."""
     batches = run.calibration_batches()
     rows = []
-    for observer, per_channel in (("percentile", True), ("histogram", True), ("minmax", True), ("minmax", False)):
+    for observer, per_channel, bits in QUANTIZED_VARIANTS:
         started = time.perf_counter()
-        quantized = compression.quantize_static(model, batches, observer=observer, per_channel=per_channel)
+        quantized = compression.quantize_static(model, batches, observer=observer, per_channel=per_channel, bits=bits)
         convert_s = time.perf_counter() - started
-        path = run.save_dir / f"cifar10_int8_{observer}{'' if per_channel else '_per_tensor'}.npz"
-        compression.save_quantized(path, quantized, observer=observer, per_channel=per_channel)
+        path = run.save_dir / f"cifar10_int8_{observer}{'' if per_channel else '_per_tensor'}_w{bits}.npz"
+        compression.save_quantized(path, quantized, observer=observer, per_channel=per_channel, weight_bits=bits)
         reloaded, _ = compression.load_quantized(path)
         accuracy = run.accuracy(reloaded)
-        rows.append({"observer": observer, "weights": "per-channel" if per_channel else "per-tensor",
+        rows.append({"observer": observer, "weights": "per-channel" if per_channel else "per-tensor", "weight_bits": bits,
                      "accuracy": accuracy, "bytes": file_size(path), "convert_seconds": convert_s, "file": path.name})
-        run.say(f"int8 {observer} {rows[-1]['weights']}: {100 * accuracy:.2f} %, {file_size(path):,} bytes")
-        if observer == "percentile":
+        run.say(f"int8 {observer} {rows[-1]['weights']} {bits}-bit weights: {100 * accuracy:.2f} %, {file_size(path):,} bytes")
+        if (observer, per_channel, bits) == QUANTIZED_VARIANTS[0]:
             compression.save_quantized(run.save_dir / "cifar10_int8.npz", quantized, observer=observer,
                                        calibration_batches=len(batches), test_accuracy=accuracy)
     dtypes = {}
@@ -155,7 +158,28 @@ def quantize_part(run: Run, model: tt.Module, float_path: Path) -> None:
             if name != "__tinytorch__":
                 dtypes[name.rsplit("/", 1)[-1]] = str(archive[name].dtype)
     run.results["quantize"] = {"calibration_batches": len(batches), "float_bytes": file_size(float_path), "rows": rows,
-                               "saved_dtypes": dtypes}
+                               "saved_dtypes": dtypes, "weight_snr": weight_snr(model)}
+
+
+def weight_snr(model: tt.Module) -> list[dict]:
+    """Signal-to-noise ratio (dB) of each layer's batch-norm-folded weights, quantized per channel and per tensor."""
+    layers = compression.flat_layers(model)
+    rows = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, (tt.Conv2D, tt.Dense)):
+            continue
+        bn = layers[i + 1] if i + 1 < len(layers) and isinstance(layers[i + 1], tt.BatchNorm2D) else None
+        weight = compression.fold_batchnorm(layer, bn)[0]
+        row = {"layer": f"{i} {layer.label()}"}
+        for bits in (8, 4):
+            q, scale = compression.quantize_per_channel(weight, bits=bits)
+            q_t, scale_t = compression.quantize_per_tensor(weight, bits=bits)
+            for key, restored in (("per-channel", compression.dequantize(q, scale, axis=0)),
+                                  ("per-tensor", compression.dequantize(q_t, scale_t))):
+                noise = np.sum((restored.astype(np.float64) - weight) ** 2)
+                row[f"{key} {bits}-bit"] = float(10 * np.log10(np.sum(weight.astype(np.float64) ** 2) / noise))
+        rows.append(row)
+    return rows
 
 
 def prune_part(run: Run, model: tt.Module, float_path: Path) -> None:
@@ -365,12 +389,18 @@ def report(run: Run, command: str) -> str:
                   f"Activations calibrated on {q['calibration_batches']} batches of 64 training images; weights int8 "
                   "with one scale per output channel (per tensor in the ablation); batch norm folded, ReLU fused. "
                   "Sizes are of the saved files (`save_quantized`: int8 arrays + JSON).", "",
-                  "| activations observer | weight scales | test accuracy | vs float32 | file bytes | smaller by |",
-                  "|---|---|---|---|---|---|"]
+                  "| activations observer | weight scales | weight bits | test accuracy | vs float32 | file bytes | smaller by |",
+                  "|---|---|---|---|---|---|---|"]
         for row in q["rows"]:
-            lines.append(f"| {row['observer']} | {row['weights']} | {100 * row['accuracy']:.2f} % | "
+            lines.append(f"| {row['observer']} | {row['weights']} | {row['weight_bits']} | {100 * row['accuracy']:.2f} % | "
                          f"{100 * (row['accuracy'] - base['accuracy']):+.2f} pt | {row['bytes']:,} | "
                          f"{q['float_bytes'] / row['bytes']:.2f}x |")
+        lines += ["", "(4-bit weights are stored in int8 all the same: the rows show what the coarser grid costs.) "
+                  "Signal-to-noise ratio of each layer's folded weights after quantization, in dB:", "",
+                  "| layer | per-channel 8-bit | per-tensor 8-bit | per-channel 4-bit | per-tensor 4-bit |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {w['layer']} | {w['per-channel 8-bit']:.1f} | {w['per-tensor 8-bit']:.1f} | "
+                  f"{w['per-channel 4-bit']:.1f} | {w['per-tensor 4-bit']:.1f} |" for w in q["weight_snr"]]
         floats = sorted(n for n, d in q["saved_dtypes"].items() if d != "int8")
         lines += ["", f"Arrays in the saved int8 model that are not int8: {', '.join(floats) or 'none'} "
                   f"({', '.join(sorted(set(q['saved_dtypes'][n] for n in floats))) or '-'}).", ""]
