@@ -38,7 +38,7 @@ def test_compress_example_records_every_part(fixture_data, capsys):  # noqa: F81
                          ("minmax", "per-tensor", 8), ("minmax", "per-channel", 4), ("minmax", "per-tensor", 4)}
     assert recorded["quantize"]["float_bytes"] / rows[("percentile", "per-channel", 8)]["bytes"] > 3.9
     snr = recorded["quantize"]["weight_snr"]
-    assert len(snr) == 5 and all(w["per-channel 8-bit"] >= w["per-tensor 8-bit"] for w in snr)
+    assert len(snr) == 5 and all(40 < w["per-channel 8-bit"] < 60 and 15 < w["per-tensor 4-bit"] < 30 for w in snr)
     assert set(recorded["quantize"]["saved_dtypes"].values()) == {"int8", "float32"}
     assert [c["sparsity"] for c in recorded["prune"]["curve"]] == [0.0, 0.5, 0.9]
     ninety = next(t for t in recorded["prune"]["finetuned"] if t["sparsity"] == 0.9)
