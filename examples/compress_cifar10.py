@@ -369,18 +369,16 @@ def speed_part(run: Run, float_path: Path) -> None:
     run.results["speed"] = json.loads(record.read_text())
 
 
-def report(run: Run, command: str) -> str:
+def report(run: Run) -> str:
     r = run.results
     base = r["float"]
-    lines = [
-        "# Compressing the CIFAR-10 CNN",
-        "",
-        f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- Command: `{command}`",
-        f"- Machine: {_machine()}",
+    lines = ["# Compressing the CIFAR-10 CNN", ""]
+    for earlier in r["runs"]:
+        lines += [f"- `{earlier['command']}` ({', '.join(earlier['parts'])}): {earlier['date']}, "
+                  f"{earlier['seconds'] / 60:.1f} min on {earlier['machine']}"]
+    lines += [
         f"- Float32 model: {base['parameters']:,} parameters, test accuracy **{100 * base['accuracy']:.2f} %** on "
         f"{base['test_images']:,} test images, file {base['bytes']:,} bytes (`save_checkpoint`)",
-        f"- Wall time of the whole program: {r['seconds'] / 60:.1f} min",
         "",
     ]
     if "quantize" in r:
@@ -519,13 +517,26 @@ def main(argv: list[str] | None = None) -> dict:
     for part in PARTS:
         if part in parts:
             steps[part]()
-    run.results["seconds"] = time.perf_counter() - run.started
     command = " ".join(["python", *sys.argv]) if argv is None else " ".join(["python examples/compress_cifar10.py", *argv])
-    run.results["command"] = command
+    this_run = {"command": command, "parts": [p for p in PARTS if p in parts], "machine": _machine(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": time.perf_counter() - run.started}
+    run.results = merged_with_earlier_runs(run.out / "results.json", run.results, this_run)
     write_atomically(run.out / "results.json", json.dumps(run.results, indent=2))
-    write_atomically(run.out / "README.md", report(run, command))
+    write_atomically(run.out / "README.md", report(run))
     print(f"compression: report in {run.out}")
     return run.results
+
+
+def merged_with_earlier_runs(path: Path, results: dict, this_run: dict) -> dict:
+    """This run's parts, plus the parts an earlier run recorded in ``path`` on the same model and test set
+    (parts can run separately: the accuracy parts on any machine, the speed part on an idle one)."""
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    if earlier.get("float") != results["float"]:
+        earlier = {}
+    merged = {part: earlier[part] for part in PARTS if part in earlier and part not in this_run["parts"]}
+    merged.update(results)
+    merged["runs"] = [r for r in earlier.get("runs", []) if set(r["parts"]) - set(this_run["parts"])] + [this_run]
+    return merged
 
 
 if __name__ == "__main__":

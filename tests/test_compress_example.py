@@ -57,6 +57,13 @@ def test_compress_example_records_every_part(fixture_data, capsys):  # noqa: F81
     for name in ("cifar10_int8.npz", "cifar10_pruned90.npz", "cifar10_channels_pruned.npz"):
         assert (saved / name).is_file()
     assert "report in" in capsys.readouterr().out
+    # a later run of one part keeps the other parts' records
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module.main([f"--model={model_path}", f"--out={out}", f"--save-dir={saved}", "--parts=dynamic",
+                     "--mnist-epochs=1", "--quiet"])
+    merged = json.loads((out / "results.json").read_text())
+    assert merged["prune"] == recorded["prune"] and [r["parts"] for r in merged["runs"]] == [parts.split(","), ["dynamic"]]
     sys.modules.pop("compress_cifar10", None)
 
 
