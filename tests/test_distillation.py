@@ -127,7 +127,7 @@ def test_checkpointed_training_gives_the_same_gradients_with_less_memory():
         np.testing.assert_allclose(recomputed, plain, rtol=1e-4, atol=1e-6)
     for plain, half in zip(grads["plain"], grads["half"]):  # float16 keeps ~3 digits; batch norm's backward cancels some
         assert np.linalg.norm(half - plain) < 0.05 * np.linalg.norm(plain)
-    assert kept["checkpoint"] < 0.5 * kept["plain"] and peaks["checkpoint"] < 0.95 * peaks["plain"]
+    assert kept["checkpoint"] < 0.6 * kept["plain"] and peaks["checkpoint"] < 0.95 * peaks["plain"]
     # segments 1|2 and 2|3 meet at two (16, 16, 12, 12) activations, now two bytes per value instead of four
     halved = 2 * 16 * 16 * 12 * 12 * 2 / 2**20
     assert kept["checkpoint"] - kept["half"] > 0.9 * halved

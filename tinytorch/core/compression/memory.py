@@ -2,7 +2,7 @@
 
 Training keeps every layer's output until the backward pass has used it; for a CNN those
 activations, not the weights, are most of the memory (the reference CIFAR CNN at batch 128: about
-105 MiB of activations against 2.5 MB of weights). Two trades, both measured in lesson 12 with
+77 MiB of activations against 2.4 MiB of weights). Two trades, both measured in lesson 12 with
 :class:`~tinytorch.core.profiling.MemoryProfiler`:
 
 * **Recomputation** (``tt.checkpoint``, Chen et al. 2016): run a segment of the model without
