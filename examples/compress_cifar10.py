@@ -359,12 +359,11 @@ def dynamic_part(run: Run) -> None:
     }
 
 
-def speed_part(run: Run, float_path: Path) -> None:
-    """int8 against float32, each in its own process (benchmarks/compression.py), recorded here."""
-    record = run.out / "speed.json"
-    command = [sys.executable, "-m", "benchmarks.compression", f"--model={float_path}",
-               f"--int8={run.save_dir / 'cifar10_int8.npz'}", f"--slim={run.save_dir / 'cifar10_channels_pruned.npz'}",
-               f"--json={record}"]
+def speed_part(run: Run) -> None:
+    """int8 and channel-pruned models against float32, each side in its own process (benchmarks/compression.py)."""
+    record = run.out.resolve() / "speed.json"
+    # the benchmark records its own command line: a path relative to the project, not this machine's
+    command = [sys.executable, "-m", "benchmarks.compression", f"--json={os.path.relpath(record, ROOT)}"]
     subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     run.results["speed"] = json.loads(record.read_text())
 
@@ -513,7 +512,7 @@ def main(argv: list[str] | None = None) -> dict:
     steps = {"quantize": lambda: quantize_part(run, model, float_path), "prune": lambda: prune_part(run, model, float_path),
              "structured": lambda: structured_part(run, model), "distill": lambda: distill_part(run, model),
              "memory": lambda: memory_part(run), "dynamic": lambda: dynamic_part(run),
-             "speed": lambda: speed_part(run, float_path)}
+             "speed": lambda: speed_part(run)}
     for part in PARTS:
         if part in parts:
             steps[part]()
