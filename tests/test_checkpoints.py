@@ -16,7 +16,7 @@ from tinytorch.workspace import progress
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the project root
 # the checkpoints that learn from real data, and the data sets they read
-REAL_DATA = {"05": ("mnist",), "07": ("fashion-mnist",), "10": ("mnist",), "15": ("tinyshakespeare", "cifar10")}
+REAL_DATA = {"05": ("mnist",), "07": ("fashion-mnist",), "10": ("mnist",), "11": ("mnist",), "15": ("tinyshakespeare", "cifar10")}
 LEADING = leading_lessons()
 AVAILABLE = [c for c in CHECKPOINTS if c.number in LEADING and c.module is not None]
 

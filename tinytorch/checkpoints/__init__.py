@@ -54,7 +54,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
     Checkpoint("08", "Differentiation", "Can I automatically compute gradients for learning?", "differentiation"),
     Checkpoint("09", "Optimization", "Can I optimize neural networks with sophisticated algorithms?", "optimization"),
     Checkpoint("10", "Training", "Can I build complete training loops for end-to-end learning?", "training"),
-    Checkpoint("11", "Regularization", "Can I prevent overfitting and build robust models?", None),
+    Checkpoint("11", "Regularization", "Can I prevent overfitting and build robust models?", "regularization"),
     Checkpoint("12", "Kernels", "Can I implement high-performance computational kernels?", "kernels"),
     Checkpoint("13", "Benchmarking", "Can I analyze performance and identify bottlenecks?", "benchmarking"),
     Checkpoint("14", "Deployment", "Can I deploy and monitor ML systems in production?", "deployment"),

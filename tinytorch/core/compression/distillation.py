@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import no_grad
+from ..exercises import exercise
 from ..losses import cross_entropy
 from ..module import Module
 from ..tensor import Tensor
@@ -47,6 +48,7 @@ def _check(temperature: Any, alpha: Any) -> tuple[float, float]:
     return float(temperature), float(alpha)
 
 
+@exercise
 def distillation_loss(student_logits: Tensor, teacher_logits: Any, labels: Any,
                       temperature: float = 3.0, alpha: float = 0.5) -> Tensor:
     """Hinton's distillation loss, averaged over the batch.

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..callbacks import Callback
+from ..exercises import exercise
 from ..layers import Dense
 from ..module import Module
 from ..spatial import Conv2D
@@ -62,6 +63,7 @@ def _count(fraction: float, size: int) -> int:
     return int(round(fraction * size))
 
 
+@exercise
 def magnitude_mask(weight: np.ndarray, sparsity: float) -> np.ndarray:
     """The mask that prunes the ``sparsity`` fraction of ``weight`` with the smallest magnitude.
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..exercises import exercise
+
 __all__ = [
     "QuantizedTensor",
     "quantize_per_channel",
@@ -53,6 +55,7 @@ def _float_array(op: str, x: Any) -> np.ndarray:
     return array
 
 
+@exercise
 def quantize_per_channel(weight: np.ndarray, axis: int = 0, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric quantization with one scale per slice along ``axis`` (per output channel).
 
@@ -100,6 +103,7 @@ def quantize_per_tensor(weight: np.ndarray, bits: int = 8) -> tuple[np.ndarray, 
     return np.clip(np.rint(w / scale), -qmax, qmax).astype(np.int8), scale
 
 
+@exercise
 def dequantize(q: np.ndarray, scale: Any, zero_point: Any = 0, axis: int | None = None) -> np.ndarray:
     """The real values that quantized ``q`` stands for: ``scale * (q - zero_point)``, as float32.
 
