@@ -242,3 +242,16 @@ def test_a_backward_whose_forward_ran_before_profiling_is_recorded():
     assert {"SumBackward", "ReLUBackward", "LinearFunctionBackward"} <= set(backward)
     assert backward["LinearFunctionBackward"].flops in (None, 2 * 2 * 3 * 4)  # known only if the forward's inputs were kept
     assert model[0].weight.grad is not None
+
+
+def test_gradient_accumulation_into_leaves_is_an_event_of_its_own():
+    # As in PyTorch's profiler: adding a gradient into a leaf's .grad (a fresh array the first time)
+    # is backward's work, shown as AccumulateGrad rather than lost between two ops.
+    w = tt.randn(3, 4, requires_grad=True)
+    x = tt.randn(5, 4)
+    with tt.profiler.profile() as prof:
+        (x @ w.T).sum().backward()
+    counts = {row.key: row.count for row in prof.key_averages()}
+    assert counts["AccumulateGrad"] == 1
+    assert "AccumulateGradBackward" not in counts
+    assert w.grad.shape == (3, 4) and np.allclose(w.grad.data, np.ones((5, 3)).T @ x.data)

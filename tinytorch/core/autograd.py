@@ -54,7 +54,8 @@ _grad_state = _GradState()
 
 #: The op observer (the profiler of lesson 14), or None. When one is set, ``Function.apply`` and the
 #: backward engine report every op to it: ``token = observer.op_begin(name, phase, inputs)`` before
-#: the op's forward (phase ``"forward"``) or backward (``"backward"``) runs and
+#: the op's forward (phase ``"forward"``) or backward (``"backward"``) runs, or a gradient is added
+#: into a leaf's ``.grad`` (``"AccumulateGrad"``, phase ``"accumulate"``, result None), and
 #: ``observer.op_end(token, result)`` after it. A forward's ``inputs`` are the arrays (and constants)
 #: handed to ``forward``; a backward's are the incoming gradient followed by that op's forward inputs,
 #: and its ``result`` holds the input gradients (None where none was computed). An op that raises
@@ -505,12 +506,25 @@ def _backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                         pg = pg.astype(parent.output_dtype, copy=False)
                     earlier = grads.get(parent)
                     grads[parent] = pg if earlier is None else earlier + pg
-                else:  # a leaf
+                elif _observer is None:  # a leaf
                     parent._accumulate_grad(unbroadcast(pg, parent._data.shape))
+                else:
+                    _observed_accumulate(parent, pg)
             if not retain_graph:
                 node.release()
     finally:
         _grad_state.enabled = enabled
+
+
+def _observed_accumulate(leaf: Tensor, grad: np.ndarray) -> None:
+    """Accumulate into a leaf's ``.grad`` as an ``AccumulateGrad`` event (PyTorch's profiler shows one
+    too): a leaf's first gradient is a fresh array whose page faults are backward's work, and a
+    hook on the leaf (data parallelism's) runs here."""
+    token = _observer.op_begin("AccumulateGrad", "accumulate", (grad,))
+    try:
+        leaf._accumulate_grad(unbroadcast(grad, leaf._data.shape))
+    finally:
+        _observer.op_end(token, None)
 
 
 class Checkpoint(Function):

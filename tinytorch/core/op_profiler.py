@@ -208,7 +208,7 @@ class Profiler:
     def op_begin(self, name: str, phase: str, inputs: tuple) -> list:
         counted = self.with_flops and name in FLOP_FORMULAS
         shapes = self._shapes(inputs) if counted or self.record_shapes else ()
-        record = self._open(name if phase == "forward" else name + "Backward", "op", shapes)
+        record = self._open(name + "Backward" if phase == "backward" else name, "op", shapes)
         if counted:
             record[FLOP_OP], record[PHASE] = name, phase
         return record
