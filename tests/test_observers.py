@@ -35,12 +35,14 @@ def test_every_forward_and_backward_is_reported_in_order():
     finally:
         assert autograd.set_observer(previous) is recorder
     begins = [(name, phase) for kind, name, phase, *_ in (e for e in recorder.events if e[0] == "begin")]
-    assert begins == [("Mul", "forward"), ("Sum", "forward"), ("Sum", "backward"), ("Mul", "backward")]
+    assert begins == [
+        ("Mul", "forward"), ("Sum", "forward"), ("Sum", "backward"), ("Mul", "backward"), ("AccumulateGrad", "accumulate")
+    ]
     assert recorder.events[0][3] == ((2, 3), ())  # the forward sees the input arrays (and the constant)
     mul_backward = next(e for e in recorder.events if e[:3] == ("begin", "Mul", "backward"))
     assert mul_backward[3] == ((2, 3), (2, 3), ())  # the gradient, then the forward's inputs
     ends = [e for e in recorder.events if e[0] == "end"]
-    assert [token for _, token in ends] == [1, 3, 5, 7]  # each end closes the begin just before it
+    assert [token for _, token in ends] == [1, 3, 5, 7, 9]  # each end closes the begin just before it
     assert np.allclose(x.grad.numpy(), 2.0)
 
 
