@@ -92,3 +92,31 @@ def test_tito_serve_refuses_bad_arguments_and_packages(tmp_path, capsys):
     assert main(["serve", str(tmp_path), "--split=2", "--ab", str(tmp_path)]) == 2
     assert main(["serve", str(tmp_path)]) == 1
     assert "has no manifest.json" in capsys.readouterr().out
+
+
+def test_load_test_does_not_reuse_a_connection_the_server_has_closed():
+    # A server closes a keep-alive connection it thinks idle (uvicorn: after 5 s); a request sent on it
+    # would fail although the server is healthy. This one closes every connection 50 ms after answering.
+    import asyncio
+
+    from tinytorch.core.mlops.loadtest import _run
+
+    async def scenario() -> list:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            results, _, _ = await _run(f"http://127.0.0.1:{port}/predict", np.array([0.0, 0.2, 0.4]), b"{}",
+                                       "application/json", 5.0, 4, "t-")
+        return results
+
+    results = asyncio.run(scenario())
+    assert [status for _, _, status, _, _ in results] == [200, 200, 200], [error for *_, error in results]

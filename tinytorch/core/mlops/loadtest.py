@@ -110,6 +110,10 @@ def request_body(signature: dict, batch: int = 1, body_format: str = "npy", seed
     return buffer.getvalue(), "application/x-npy"
 
 
+#: Idle keep-alive connections older than this are not reused (uvicorn's keep-alive timeout is 5 s).
+IDLE_CONNECTION_S = 2.0
+
+
 class _Connections:
     """Keep-alive HTTP/1.1 connections to one server, for POSTs whose answers carry a Content-Length.
 
@@ -122,13 +126,20 @@ class _Connections:
 
     def __init__(self, host: str, port: int, limit: int):
         self.host, self.port, self.limit = host, port, limit
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []  # ..., when released
         self.opened = 0
         self.waiters: asyncio.Queue = asyncio.Queue()
 
     async def acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
+        now = asyncio.get_running_loop().time()
+        while self.idle:
+            reader, writer, released = self.idle.pop()
+            # uvicorn closes a keep-alive connection after 5 s without a request; one idle that
+            # long may be closing while our request is on its way, and that request would fail
+            if now - released < IDLE_CONNECTION_S and not reader.at_eof():
+                return reader, writer
+            writer.close()
+            self.opened -= 1
         if self.opened < self.limit:
             self.opened += 1
             try:
@@ -144,7 +155,7 @@ class _Connections:
         elif self.waiters._getters:  # someone is waiting for a connection: hand it over
             self.waiters.put_nowait(connection)
         else:
-            self.idle.append(connection)
+            self.idle.append((*connection, asyncio.get_running_loop().time()))
 
     async def post(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = await self.acquire()
@@ -168,7 +179,7 @@ class _Connections:
         return status, headers, content
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
 
 
