@@ -33,6 +33,11 @@ ROWS = [
     ("kernels", "batchnorm train fwd+bwd on (64, 32, 32, 32)", "batch norm (training) fwd+bwd, (64, 32, 32, 32)"),
     ("kernels", "causal attention fwd+bwd B16 H4 T128 D32", "causal attention fwd+bwd, B16 H4 T128 D32"),
     ("kernels", "adam step, 10M float32 params (torch: fused Adam)", "Adam step over 10 M parameters (PyTorch: fused Adam)"),
+    ("tinygpt", "GPT training step, batch 32 x 128 tokens",
+     "TinyGPT training step (4 layers, width 128, AdamW), 32 × 128 tokens"),
+    ("tinygpt", "GPT generation, batch 1, KV cache, 127 new tokens", "TinyGPT generation with the KV cache, batch 1"),
+    ("tinygpt", "attention fwd+bwd B16 H4 T128 D32 causal, tensor API",
+     "causal attention fwd+bwd through the Tensor API (vs `F.scaled_dot_product_attention`)"),
     ("op_overhead", "recorded a * b (4x4), per op", "per-op cost: a recorded 4×4 `a * b` (`requires_grad`)"),
     ("op_overhead", "backward, per node (4x4 multiplications)", "per-node cost of backward (a chain of 4×4 multiplications)"),
 ]
