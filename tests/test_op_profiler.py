@@ -255,3 +255,18 @@ def test_gradient_accumulation_into_leaves_is_an_event_of_its_own():
     assert counts["AccumulateGrad"] == 1
     assert "AccumulateGradBackward" not in counts
     assert w.grad.shape == (3, 4) and np.allclose(w.grad.data, np.ones((5, 3)).T @ x.data)
+
+
+def test_an_optimizer_step_and_zero_grad_are_events_named_as_pytorch_names_them():
+    model = small_cnn()
+    optimizer = tt.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = tt.randn(2, 3, 8, 8), tt.tensor(np.array([0, 1]))
+    with tt.profiler.profile() as prof:
+        optimizer.zero_grad()
+        tt.CrossEntropyLoss()(model(x), y).backward()
+        optimizer.step()
+    events = {event.name: event for event in prof.events()}
+    step = events["Optimizer.step#SGD.step"]
+    assert "Optimizer.zero_grad#SGD.zero_grad" in events
+    kernel_calls = [e for e in prof.events() if e.name.startswith("kernels.sgd")]
+    assert kernel_calls and all(e.parent is step for e in kernel_calls)  # the update kernels run inside the step

@@ -32,10 +32,11 @@ array (``t.data[0] = 1``) are not seen, as writes through ``.data`` are not in P
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -55,7 +56,8 @@ _grad_state = _GradState()
 #: The op observer (the profiler of lesson 14), or None. When one is set, ``Function.apply`` and the
 #: backward engine report every op to it: ``token = observer.op_begin(name, phase, inputs)`` before
 #: the op's forward (phase ``"forward"``) or backward (``"backward"``) runs, or a gradient is added
-#: into a leaf's ``.grad`` (``"AccumulateGrad"``, phase ``"accumulate"``, result None), and
+#: into a leaf's ``.grad`` (``"AccumulateGrad"``, phase ``"accumulate"``, result None) or a region
+#: of :func:`observed_region` runs (phase ``"region"``, no inputs, result None), and
 #: ``observer.op_end(token, result)`` after it. A forward's ``inputs`` are the arrays (and constants)
 #: handed to ``forward``; a backward's are the incoming gradient followed by that op's forward inputs,
 #: and its ``result`` holds the input gradients (None where none was computed). An op that raises
@@ -68,6 +70,25 @@ def set_observer(observer: Any) -> Any:
     global _observer
     previous, _observer = _observer, observer
     return previous
+
+
+@contextlib.contextmanager
+def observed_region(name: str) -> Iterator[None]:
+    """Report a block that is not an op to the op observer as an event of its own (phase ``"region"``).
+
+    An optimizer's step and zero_grad use it, named as PyTorch's profiler names them
+    (``Optimizer.step#SGD.step``): their time belongs to the training step, not to the gaps
+    between ops. Without an observer it only enters and leaves the block.
+    """
+    observer = _observer
+    if observer is None:
+        yield
+        return
+    token = observer.op_begin(name, "region", ())
+    try:
+        yield
+    finally:
+        observer.op_end(token, None)
 
 
 def is_grad_enabled() -> bool:

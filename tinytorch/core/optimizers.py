@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from . import kernels
-from .autograd import note_write
+from .autograd import note_write, observed_region
 from .exercises import exercise
 from .schedulers import (
     CosineAnnealingLR,
@@ -182,24 +182,27 @@ class Optimizer:
         recorded before the step that saved the parameter refuses to run its backward afterwards.
         """
         self._require_bound("step")
-        writer = f"{type(self).__name__}.step()"
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
-                note_write(p.data, writer)
+        name = type(self).__name__
+        writer = f"{name}.step()"
+        with observed_region(f"Optimizer.step#{name}.step"):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    self._update(p.data, p.grad.data, self.state.setdefault(p, {}), group)
+                    note_write(p.data, writer)
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not define _update()")
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient: ``grad = None`` (default), or fill it with zeros."""
-        for p in self.parameters():
-            if set_to_none or p.grad is None:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        with observed_region(f"Optimizer.zero_grad#{type(self).__name__}.zero_grad"):
+            for p in self.parameters():
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data[...] = 0
 
     # -- saving -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
