@@ -73,18 +73,19 @@ def set_observer(observer: Any) -> Any:
 
 
 @contextlib.contextmanager
-def observed_region(name: str) -> Iterator[None]:
-    """Report a block that is not an op to the op observer as an event of its own (phase ``"region"``).
+def observed_region(name: str, phase: str = "region", inputs: tuple = ()) -> Iterator[None]:
+    """Report a block that is not an op to the op observer as an event of its own.
 
     An optimizer's step and zero_grad use it, named as PyTorch's profiler names them
     (``Optimizer.step#SGD.step``): their time belongs to the training step, not to the gaps
-    between ops. Without an observer it only enters and leaves the block.
+    between ops. The backward engine uses it for ``AccumulateGrad`` (phase ``"accumulate"``).
+    Without an observer it only enters and leaves the block.
     """
     observer = _observer
     if observer is None:
         yield
         return
-    token = observer.op_begin(name, "region", ())
+    token = observer.op_begin(name, phase, inputs)
     try:
         yield
     finally:
@@ -530,22 +531,14 @@ def _backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 elif _observer is None:  # a leaf
                     parent._accumulate_grad(unbroadcast(pg, parent._data.shape))
                 else:
-                    _observed_accumulate(parent, pg)
+                    # a leaf's first gradient is a fresh array whose page faults are backward's
+                    # work (and a hook on the leaf, data parallelism's, runs here): an event of its own
+                    with observed_region("AccumulateGrad", "accumulate", (pg,)):
+                        parent._accumulate_grad(unbroadcast(pg, parent._data.shape))
             if not retain_graph:
                 node.release()
     finally:
         _grad_state.enabled = enabled
-
-
-def _observed_accumulate(leaf: Tensor, grad: np.ndarray) -> None:
-    """Accumulate into a leaf's ``.grad`` as an ``AccumulateGrad`` event (PyTorch's profiler shows one
-    too): a leaf's first gradient is a fresh array whose page faults are backward's work, and a
-    hook on the leaf (data parallelism's) runs here."""
-    token = _observer.op_begin("AccumulateGrad", "accumulate", (grad,))
-    try:
-        leaf._accumulate_grad(unbroadcast(grad, leaf._data.shape))
-    finally:
-        _observer.op_end(token, None)
 
 
 class Checkpoint(Function):
