@@ -67,14 +67,19 @@ def test_self_times_add_up_to_the_wall_time_when_ops_do_the_work():
     # account for (nearly) all of the profiled wall time: within 5 %.
     # The results are kept alive: freeing a 576 KiB array returns its pages to the system between
     # two ops, tens of microseconds that belong to no op.
-    a, b = tt.randn(384, 384), tt.randn(384, 384)
-    results = []
-    with tt.profiler.profile() as prof:
-        for _ in range(12):
-            c = a @ b
-            a = c * 0.01
-            results += [c, a]
-    assert prof.self_cpu_time_total >= 0.95 * prof.wall_time_us
+    # One profile is one sample (lesson 14): another process may take the CPU between two ops, so the
+    # best of three profiles is judged.
+    b = tt.randn(384, 384)
+    coverage = []
+    for _ in range(3):
+        a, results = tt.randn(384, 384), []
+        with tt.profiler.profile() as prof:
+            for _ in range(12):
+                c = a @ b
+                a = c * 0.01
+                results += [c, a]
+        coverage.append(prof.self_cpu_time_total / prof.wall_time_us)
+    assert max(coverage) >= 0.95, coverage
 
 
 def test_flops_of_a_training_step_equal_count_flops():
