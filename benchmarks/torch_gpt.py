@@ -44,10 +44,10 @@ class Attention(nn.Module):
 class Block(nn.Module):
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float, bias: bool):
         super().__init__()
-        self.ln1 = nn.LayerNorm(d_model)
+        self.ln1 = nn.LayerNorm(d_model, bias=bias)
         self.attn = Attention(d_model, num_heads, dropout, bias)
         self.attn_dropout = nn.Dropout(dropout)
-        self.ln2 = nn.LayerNorm(d_model)
+        self.ln2 = nn.LayerNorm(d_model, bias=bias)
         self.mlp = nn.Sequential(nn.Linear(d_model, d_ff, bias=bias), nn.GELU(), nn.Linear(d_ff, d_model, bias=bias), nn.Dropout(dropout))
 
     def forward(self, x, cache=None):
@@ -66,7 +66,7 @@ class TorchGPT(nn.Module):
         self.position_embedding = nn.Embedding(max_length, d_model)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.Sequential(*(Block(d_model, num_heads, d_ff or 4 * d_model, dropout, bias) for _ in range(num_layers)))
-        self.ln_f = nn.LayerNorm(d_model)
+        self.ln_f = nn.LayerNorm(d_model, bias=bias)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
         if tie_weights:
             self.head.weight = self.token_embedding.weight

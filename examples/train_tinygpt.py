@@ -71,6 +71,7 @@ CONFIGS = {
 }
 TARGETS = {"nanogpt": (1.88, 4), "long": (1.65, 15)}  # the goals: (validation loss, minutes of wall time)
 BETAS = (0.9, 0.99)
+BIAS = False  # nanoGPT's train.py default: no shift in any Dense layer, projection or LayerNorm
 CLIP_NORM = 1.0
 SAMPLE_TEMPERATURE = 0.8
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     c = config
     model = TinyGPT(tokenizer.vocab_size, d_model=c["width"], num_heads=c["heads"], num_layers=c["layers"],
-                    max_length=c["block_size"], dropout=c["dropout"], tokenizer=tokenizer)
+                    max_length=c["block_size"], dropout=c["dropout"], bias=BIAS, tokenizer=tokenizer)
     params = model.parameters()
     optimizer = AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": c["weight_decay"]},
                        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=c["lr"], betas=BETAS)
@@ -270,7 +271,8 @@ def record(out: Path, name: str, config: dict, limit: int | None, custom: bool, 
         f"- Machine: {machine}",
         f"- Text: Tiny Shakespeare, {text}; first 90 % for training, the rest for validation",
         f"- Model: {model.num_parameters():,} parameters; {c['layers']} layers, {c['heads']} heads, width "
-        f"{c['width']}, context {c['block_size']} characters, vocabulary {model.vocab_size}, dropout {c['dropout']}",
+        f"{c['width']}, context {c['block_size']} characters, vocabulary {model.vocab_size}, dropout {c['dropout']}, "
+        f"{'biases' if BIAS else 'no biases (as nanoGPT)'}",
         f"- Training: {c['iters']} steps of {c['batch_size']} windows x {c['block_size']} characters; AdamW "
         f"betas {BETAS}, weight decay {c['weight_decay']} (matrices only), lr {c['lr']:g} after {c['warmup']} "
         f"warm-up steps, cosine down to {c['min_lr']:g}; gradients clipped to norm {CLIP_NORM}",

@@ -90,7 +90,8 @@ def torch_twin(config: dict):
         if kind == "GELU":
             return nn.GELU(approximate=c["approximate"])
         if kind == "LayerNorm":
-            return nn.LayerNorm(c["normalized_shape"], eps=c["eps"], elementwise_affine=c["elementwise_affine"])
+            return nn.LayerNorm(c["normalized_shape"], eps=c["eps"], elementwise_affine=c["elementwise_affine"],
+                                bias=c.get("bias", True))
         raise NotImplementedError(kind)
 
     return build(config)

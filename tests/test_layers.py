@@ -252,6 +252,18 @@ def test_layer_norm_matches_torch(torch):
     np.testing.assert_allclose(ours(tt.tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_layer_norm_without_bias_matches_torch(torch):
+    ours = tt.LayerNorm(6, bias=False).double()
+    assert ours.bias is None and [name for name, _ in ours.named_parameters()] == ["weight"]
+    ours.weight.data[...] = _randn(6)
+    theirs = torch.nn.LayerNorm(6, bias=False).double()
+    theirs.load_state_dict({"weight": torch.from_numpy(ours.weight.data.copy())})
+    x = _randn(4, 6)
+    np.testing.assert_allclose(ours(tt.from_numpy(x)).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-12)
+    assert repr(ours) == "LayerNorm((6,), eps=1e-05, bias=False)"
+    assert gradcheck_module(ours, _randn(3, 6, seed=3))
+
+
 @settings(max_examples=15)
 @given(data=st.data())
 def test_layer_norm_gradients(data):

@@ -23,7 +23,7 @@ MODELS = {
     "mlp-activations": (lambda: tt.Sequential(tt.Dense(6, 8), tt.LeakyReLU(0.1), tt.Dense(8, 8), tt.Sigmoid(),
                                               tt.Dense(8, 8), tt.Tanh(), tt.Dense(8, 5), tt.Softmax()), (6,)),
     "gelu-layernorm": (lambda: tt.Sequential(tt.Dense(6, 8), tt.GELU(), tt.LayerNorm(8), tt.Dense(8, 8),
-                                             tt.GELU("tanh"), tt.LayerNorm(8, elementwise_affine=False), tt.Dense(8, 3),
+                                             tt.GELU("tanh"), tt.LayerNorm(8, elementwise_affine=False), tt.LayerNorm(8, bias=False), tt.Dense(8, 3),
                                              tt.LogSoftmax()), (6,)),
     "pools": (lambda: tt.Sequential(tt.Conv2D(2, 4, 3, stride=2, padding=1), tt.AvgPool2D(3, stride=1, padding=1),
                                     tt.MaxPool2D(2, stride=1, padding=1), tt.BatchNorm2D(4, affine=False),

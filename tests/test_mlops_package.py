@@ -215,7 +215,7 @@ def test_architecture_round_trip_of_every_layer_type():
         tt.Conv2D(3, 4, (3, 5), stride=(1, 2), padding=(1, 2), bias=False), tt.BatchNorm2D(4, eps=1e-3, momentum=None),
         tt.LeakyReLU(0.2), tt.AvgPool2D(2, stride=1, padding=1), tt.MaxPool2D(3), tt.GELU("tanh"),
         tt.GlobalAvgPool2D(), tt.Sequential(tt.Dense(4, 6, bias=False), tt.Sigmoid()), tt.BatchNorm1D(6, affine=False),
-        tt.Tanh(), tt.LayerNorm(6, elementwise_affine=False), tt.Dropout(0.3), tt.Identity(), tt.Softmax(axis=1),
+        tt.Tanh(), tt.LayerNorm(6, elementwise_affine=False), tt.LayerNorm(6, bias=False), tt.Dropout(0.3), tt.Identity(), tt.Softmax(axis=1),
         tt.LogSoftmax(), tt.Flatten(start_axis=0),
     )
     rebuilt = model_from_config(json.loads(json.dumps(architecture_config(model))))

@@ -13,10 +13,11 @@ from tinytorch.tinygpt import TinyGPT
 pytest.importorskip("safetensors", reason="packages need the interchange extra (safetensors)")
 
 
-@pytest.fixture
-def gpt():
+@pytest.fixture(params=[True, False], ids=["bias", "no-bias"])
+def gpt(request):
+    """A small TinyGPT with biases, and one without (nanoGPT's layout: no shift in any Dense or LayerNorm)."""
     tt.manual_seed(2)
-    model = TinyGPT(13, d_model=16, num_heads=2, num_layers=2, max_length=10, dropout=0.1)
+    model = TinyGPT(13, d_model=16, num_heads=2, num_layers=2, max_length=10, dropout=0.1, bias=request.param)
     model.eval()
     return model
 

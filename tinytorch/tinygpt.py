@@ -342,10 +342,10 @@ class TransformerBlock(Module):
     def __init__(self, d_model: int, num_heads: int, d_ff: int | None = None, dropout: float = 0.0, bias: bool = True):
         super().__init__()
         d_ff = 4 * d_model if d_ff is None else d_ff
-        self.ln1 = LayerNorm(d_model)
+        self.ln1 = LayerNorm(d_model, bias=bias)
         self.attn = MultiHeadAttention(d_model, num_heads, dropout=dropout, bias=bias)
         self.attn_dropout = Dropout(dropout)
-        self.ln2 = LayerNorm(d_model)
+        self.ln2 = LayerNorm(d_model, bias=bias)
         self.mlp = Sequential(Dense(d_model, d_ff, bias=bias), GELU(), Dense(d_ff, d_model, bias=bias), Dropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -413,7 +413,7 @@ class TinyGPT(Module):
         The head reuses the token embedding matrix (V, d_model) as its weight, as GPT-2 does: one
         matrix both reads and writes tokens.
     bias : bool
-        Biases in the Dense layers and projections.
+        Biases in the Dense layers, the projections and the LayerNorms (``False`` is nanoGPT's default).
     tokenizer : CharTokenizer, optional
         Kept with the model, so ``generate`` takes text and ``save`` stores it.
 
@@ -450,7 +450,7 @@ class TinyGPT(Module):
         self.position_embedding = Embedding(max_length, d_model)
         self.dropout = Dropout(dropout)
         self.blocks = Sequential(*(TransformerBlock(d_model, num_heads, d_ff, dropout, bias) for _ in range(num_layers)))
-        self.ln_f = LayerNorm(d_model)
+        self.ln_f = LayerNorm(d_model, bias=bias)
         self.head = Dense(d_model, vocab_size, bias=False)
         if tie_weights:
             self.head.weight = self.token_embedding.weight

@@ -97,18 +97,25 @@ def layer_norm(
 
 
 class LayerNorm(Module):
-    """:func:`layer_norm` with learned ``weight`` (ones) and ``bias`` (zeros) of shape ``normalized_shape``."""
+    """:func:`layer_norm` with learned ``weight`` (ones) and ``bias`` (zeros) of shape ``normalized_shape``.
 
-    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5, elementwise_affine: bool = True):
+    ``bias=False`` keeps the learned scale but no shift, as PyTorch's ``LayerNorm(..., bias=False)``
+    (GPT-style models such as nanoGPT train without it).
+    """
+
+    def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True):
         super().__init__()
         self.normalized_shape = _shape_tuple("LayerNorm", normalized_shape)
         self.eps = float(eps)
         self.elementwise_affine = bool(elementwise_affine)
         if self.elementwise_affine:
             self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.float32))
-            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
         else:
             self.register_parameter("weight", None)
+        if self.elementwise_affine and bias:
+            self.bias = Parameter(np.zeros(self.normalized_shape, dtype=np.float32))
+        else:
             self.register_parameter("bias", None)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -121,7 +128,8 @@ class LayerNorm(Module):
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)  # a student's, when registered
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}" + ("" if self.elementwise_affine else ", elementwise_affine=False")
+        affine = "" if self.elementwise_affine else ", elementwise_affine=False"
+        return f"{self.normalized_shape}, eps={self.eps}{affine}" + ("" if self.bias is not None or not self.elementwise_affine else ", bias=False")
 
 
 # -- BatchNorm --------------------------------------------------------------------------------------

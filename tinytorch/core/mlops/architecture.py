@@ -61,7 +61,7 @@ LAYER_TYPES: dict[str, tuple[type[Module], Callable[[Any], dict]]] = {
     "BatchNorm1D": (BatchNorm1D, _batch_norm),
     "BatchNorm2D": (BatchNorm2D, _batch_norm),
     "LayerNorm": (LayerNorm, lambda m: {"normalized_shape": list(m.normalized_shape), "eps": m.eps,
-                                        "elementwise_affine": m.elementwise_affine}),
+                                        "elementwise_affine": m.elementwise_affine, "bias": m.bias is not None}),
     "ReLU": (ReLU, lambda m: {}),
     "LeakyReLU": (LeakyReLU, lambda m: {"negative_slope": m.negative_slope}),
     "Sigmoid": (Sigmoid, lambda m: {}),

@@ -38,8 +38,10 @@ def _dense(g: Any, layer: Any, x: str, where: str) -> str:
 
 
 def _layer_norm(g: Any, layer: Any, x: str, where: str) -> str:
-    return g.op("LayerNormalization", [x, g.constant(f"{where}.weight", layer.weight.data),
-                                       g.constant(f"{where}.bias", layer.bias.data)], where, axis=-1, epsilon=layer.eps)
+    inputs = [x, g.constant(f"{where}.weight", layer.weight.data)]
+    if layer.bias is not None:  # ONNX's LayerNormalization takes the shift as an optional third input
+        inputs.append(g.constant(f"{where}.bias", layer.bias.data))
+    return g.op("LayerNormalization", inputs, where, axis=-1, epsilon=layer.eps)
 
 
 def _sequence_length(g: Any, x: str, where: str) -> str:
