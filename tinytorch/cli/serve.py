@@ -11,9 +11,14 @@ Options:
   --port=<port>        Port to listen on [default: 8000].
   --max-batch=<n>      Examples per model call: concurrent requests are batched up to this many; 1 turns
                        batching off [default: 32].
-  --max-delay-ms=<ms>  How long the oldest waiting request may wait for others to join its batch [default: 5].
+  --max-delay-ms=<ms>  The longest a request waits for its batch to fill [default: 5].
   --max-body-mb=<mb>   Larger request bodies are refused with 413 [default: 16].
   --log-level=<level>  uvicorn's log level: critical, error, warning, info, debug [default: warning].
+
+Batching is adaptive: when the model is free, the requests queued run at once (a request on an idle
+server is not held back); a batch waits to fill, for at most --max-delay-ms, only while requests
+arrive fast enough to fill it in that time; requests that arrive while the model is busy form the
+next batch.
 
 Endpoints: GET /health, GET /metadata, POST /predict (JSON {"inputs": [...]} or an .npy body),
 GET /metrics (Prometheus), GET /monitor, GET /ab. A package is a folder written by

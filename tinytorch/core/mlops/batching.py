@@ -2,12 +2,23 @@
 
 A model's forward pass on 32 examples costs far less than 32 passes on one (the matrix products
 reach BLAS speed, the per-layer overhead is paid once). A server that gathers concurrent requests
-into one batch therefore answers many more requests per second, at the price of waiting a little
-for company. :class:`MicroBatcher` waits at most ``max_delay_s`` after the *oldest* queued request
-arrived (TorchServe's ``max_batch_delay``, BentoML's ``max_latency_ms``) or until ``max_batch``
-examples are queued, whichever comes first, then runs them through the model in a worker thread
-while the event loop keeps accepting requests. With ``max_batch=1`` it is a plain one-request-
-at-a-time server.
+into one batch therefore answers many more requests per second. :class:`MicroBatcher` runs one
+batch at a time in a worker thread, while the event loop keeps accepting requests, with an
+*adaptive* policy (Clipper's and Triton's dynamic batchers work this way):
+
+- **The model is busy**: requests queue up. The moment it is free, the next batch is everything
+  queued, up to ``max_batch`` rows. Under heavy load batches grow by themselves (about the
+  arrival rate times one batch's time), with no timer involved.
+- **The model is free**: the queued requests run at once, unless requests are arriving fast
+  enough to fill the batch before the oldest one has waited ``max_delay_s``; only then does the
+  batch wait, until it is full or that deadline passes. The arrival rate is judged from the rows
+  that arrived in the last ``max_delay_s``. So at low load a request runs alone, as on a batch-1
+  server, instead of always waiting ``max_delay_s`` for company that will not come.
+
+``max_delay_s`` is therefore the longest a request ever waits *for its batch to fill* (TorchServe's
+``max_batch_delay``, BentoML's ``max_latency_ms``); waiting for the model to finish the batch before
+is queueing, which a larger batch shortens. With ``max_batch=1`` it is a plain one-request-at-a-
+time server.
 
 >>> import asyncio, numpy as np
 >>> async def demo():
@@ -51,7 +62,7 @@ class _Pending:
 
 
 class MicroBatcher:
-    """Gathers submitted batches into model calls of at most ``max_batch`` rows.
+    """Gathers submitted batches into model calls of at most ``max_batch`` rows (the adaptive policy above).
 
     Parameters
     ----------
@@ -62,19 +73,23 @@ class MicroBatcher:
     max_batch : int
         Rows per model call. A single request with more rows runs alone.
     max_delay_s : float
-        The longest the oldest queued request waits for others before its batch runs.
+        The longest a request waits for its batch to fill while the model is free; 0 never waits.
     on_batch : callable, optional
         Called as ``on_batch(rows, seconds)`` after every model call (the server's metrics).
+    clock : callable
+        Seconds, monotonic: the arrival times and the fill deadline (a test passes a fake one).
     """
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_delay_s: float = 0.005,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None, clock: Callable[[], float] = time.perf_counter):
         if max_batch < 1 or max_delay_s < 0:
             raise ValueError(f"MicroBatcher: max_batch must be >= 1 and max_delay_s >= 0, got {max_batch}, {max_delay_s}")
         self.run, self.max_batch, self.max_delay_s = run, int(max_batch), float(max_delay_s)
-        self.on_batch = on_batch
+        self.on_batch, self.clock = on_batch, clock
         self._queue: asyncio.Queue | None = None
         self._carry: deque[_Pending] = deque()
+        self._recent: deque[tuple[float, int]] = deque()  # (arrival, rows) of the last max_delay_s
+        self._recent_rows = 0
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self.batches_run = 0
@@ -106,8 +121,26 @@ class MicroBatcher:
         if self._queue is None:
             raise RuntimeError("MicroBatcher.submit: call start() first")
         future = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(inputs, future, time.perf_counter()))
+        arrived = self.clock()
+        self._recent.append((arrived, len(inputs)))
+        self._recent_rows += len(inputs)
+        self._queue.put_nowait(_Pending(inputs, future, arrived))
         return await future
+
+    def fill_wait(self, rows: int, oldest_arrived: float) -> float:
+        """Seconds the batch being formed (``rows`` rows so far) should wait for more; 0 runs it now.
+
+        It waits only if the rows that arrived in the last ``max_delay_s``, arriving again at the
+        same rate, would fill ``max_batch`` before the oldest request's deadline.
+        """
+        now = self.clock()
+        remaining = oldest_arrived + self.max_delay_s - now
+        if rows >= self.max_batch or remaining <= 0:
+            return 0.0
+        while self._recent and self._recent[0][0] < now - self.max_delay_s:
+            self._recent_rows -= self._recent.popleft()[1]
+        expected = self._recent_rows * remaining / self.max_delay_s
+        return remaining if rows + expected >= self.max_batch else 0.0
 
     async def _next(self, timeout: float | None) -> _Pending | None:
         if self._carry:
@@ -124,12 +157,11 @@ class MicroBatcher:
             return None
 
     async def _gather(self) -> list[_Pending]:
-        """The next batch: the oldest request, then others until max_batch rows or its deadline."""
+        """The next batch: the oldest request, everything queued behind it, and more only if it will fill in time."""
         first = await self._next(None)
         batch, rows = [first], len(first.inputs)
-        deadline = first.arrived + self.max_delay_s
         while rows < self.max_batch:
-            item = await self._next(deadline - time.perf_counter())
+            item = await self._next(self.fill_wait(rows, first.arrived))
             if item is None:
                 break
             if rows + len(item.inputs) > self.max_batch or item.inputs.shape[1:] != first.inputs.shape[1:]:

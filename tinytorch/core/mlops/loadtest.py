@@ -198,8 +198,8 @@ async def _run(url: str, schedule: np.ndarray, body: bytes, content_type: str, t
 
     async def one(i: int, scheduled: float, lag: float) -> None:
         try:
-            status, headers, content = await asyncio.wait_for(
-                pool.post(head_template.format(f"{id_prefix}{i}").encode("latin-1"), body), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no extra task per request, unlike asyncio.wait_for
+                status, headers, content = await pool.post(head_template.format(f"{id_prefix}{i}").encode("latin-1"), body)
             results.append((lag, loop.time() - scheduled, status, headers.get("x-batch-size", ""),
                             "" if status < 400 else content[:200].decode("utf-8", "replace")))
         except Exception as error:  # a timeout or a refused connection is a failed request, not a crash
@@ -217,6 +217,16 @@ async def _run(url: str, schedule: np.ndarray, body: bytes, content_type: str, t
     end = loop.time()
     pool.close()
     return results, start, end
+
+
+def _run_on_loop(coroutine: Any) -> Any:
+    """Run ``coroutine`` to completion on uvloop when installed (uvicorn's fast event loop), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 def load_test(url: str, rate: float, duration_s: float, *, arrivals: str = "poisson", body: bytes | None = None,
@@ -250,11 +260,11 @@ def load_test(url: str, rate: float, duration_s: float, *, arrivals: str = "pois
             signature = json.loads(response.read())["signature"]
         body, content_type = request_body(signature, batch, body_format, seed)
     if warmup_s > 0:
-        asyncio.run(_run(f"{base}/predict", arrival_times(rate, warmup_s, arrivals, seed + 1), body, content_type,
-                         timeout_s, max_connections, "warmup-"))
+        _run_on_loop(_run(f"{base}/predict", arrival_times(rate, warmup_s, arrivals, seed + 1), body, content_type,
+                          timeout_s, max_connections, "warmup-"))
     schedule = arrival_times(rate, duration_s, arrivals, seed)
-    results, start, end = asyncio.run(_run(f"{base}/predict", schedule, body, content_type, timeout_s,
-                                           max_connections, f"load-{seed}-"))
+    results, start, end = _run_on_loop(_run(f"{base}/predict", schedule, body, content_type, timeout_s,
+                                            max_connections, f"load-{seed}-"))
     ok = [r for r in results if 200 <= r[2] < 300]
     statuses: dict[str, int] = {}
     for r in results:

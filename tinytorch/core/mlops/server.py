@@ -1,4 +1,4 @@
-"""The inference server: a FastAPI app on uvicorn serving one package, or two side by side (A/B).
+"""The inference server: an ASGI app on uvicorn serving one package, or two side by side (A/B).
 
 Endpoints:
 
@@ -14,8 +14,10 @@ Endpoints:
   prediction PSI, confidence, alerts and retraining triggers.
 - ``GET /monitor``: the monitor's snapshot as JSON; ``GET /ab``: the A/B report (two packages).
 
-Requests are micro-batched (:class:`~.batching.MicroBatcher`): with ``max_batch=1`` every request
-runs alone. :func:`serve` runs the app in the foreground (``tito serve``); :class:`BackgroundServer`
+``/predict`` is a bare ASGI handler placed in front of a FastAPI app that serves the other endpoints
+(:mod:`.asgi_predict`: the framework's middleware and router cost a fifth of a request's time).
+Requests are micro-batched (:class:`~.batching.MicroBatcher`, adaptive: a request on an idle
+server runs at once; concurrent ones share batches); with ``max_batch=1`` every request runs alone. :func:`serve` runs the app in the foreground (``tito serve``); :class:`BackgroundServer`
 runs it in a thread on a free port (tests, lessons, the pipeline).
 
 Needs the ``serve`` extra: ``pip install "tinytorch[serve]"``.
@@ -32,11 +34,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import numpy as np
 
 from .ab import ABRecorder, route_request
+from .asgi_predict import Answer, PredictFirst, error_answer
 from .batching import MicroBatcher
 from .extras import require
 from .metrics import CONTENT_TYPE, LATENCY_BUCKETS, Counter, Gauge, Histogram, MetricsRegistry, Summary
@@ -153,27 +156,10 @@ class _ServerMetrics:
                 self.alerts.set(1 if alert in raised else 0, model=name, alert=alert)
 
 
-async def _read_body(request: Any, limit: int) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading them all."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise RequestError(400, "Content-Length", f"not a number: {declared[:40]!r}")
-        if int(declared) > limit:
-            raise RequestError(413, "body", f"{int(declared):,} bytes; the limit is {limit:,}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, "body", f"more than {limit:,} bytes; the limit is {limit:,}")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: ServerSettings = ServerSettings(), *,
                weights: Sequence[float] | None = None, salt: str = "", trigger: RetrainingTrigger | None = None,
                thresholds: MonitorThresholds | None = None) -> Any:
-    """The FastAPI app serving ``packages`` (one, or two for an A/B test).
+    """The ASGI app serving ``packages`` (one, or two for an A/B test): FastAPI, with ``/predict`` ahead of it.
 
     Parameters
     ----------
@@ -232,9 +218,13 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             if trigger.check(arm.monitor.alerts()) is not None:
                 metrics.retraining.inc()
 
-    def error_response(error: RequestError) -> Any:
-        metrics.errors.inc(status=str(error.status), field=error.field)
-        return responses.JSONResponse(error.to_json(), status_code=error.status)
+    def error(bad: RequestError) -> Answer:
+        metrics.errors.inc(status=str(bad.status), field=bad.field)
+        return error_answer(bad)
+
+    def error_response(bad: RequestError) -> Any:
+        status, content, media_type, _ = error(bad)
+        return responses.Response(content, status_code=status, media_type=media_type)
 
     async def shadow(arm: _Arm, other: _Arm, inputs: np.ndarray, labels: np.ndarray, routed_correct: np.ndarray) -> None:
         try:
@@ -258,22 +248,22 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             out["ab"] = {"arms": described, "weights": list(weights), "salt": salt}
         return responses.JSONResponse(out)
 
-    async def predict(request: Any) -> Any:
+    async def predict(headers: dict[str, str], read: Callable[[], Awaitable[bytes]]) -> Answer:
         started = time.perf_counter()
         arm = None
         try:
-            body = await _read_body(request, settings.max_body_bytes)
-            parsed = parse_predict_body(body, request.headers.get("content-type", ""), spec,
-                                        request.headers.get("x-request-id"), settings.max_rows)
+            body = await read()
+            parsed = parse_predict_body(body, headers.get("content-type", ""), spec, headers.get("x-request-id"),
+                                        settings.max_rows)
             request_id = parsed.request_id or uuid.uuid4().hex
             arm = arms[route_request(request_id, weights, salt)] if len(arms) > 1 else arms[0]
             outputs, info = await arm.batcher.submit(parsed.inputs)
             summary = arm.summarize(outputs)
-            headers = {"X-Request-ID": request_id, "X-Model": arm.name, "X-Batch-Size": str(info.batch_rows)}
-            if "application/x-npy" in request.headers.get("accept", ""):
+            extra = {"X-Request-ID": request_id, "X-Model": arm.name, "X-Batch-Size": str(info.batch_rows)}
+            if NPY_TYPE in headers.get("accept", ""):
                 buffer = io.BytesIO()
                 np.save(buffer, outputs, allow_pickle=False)
-                response = responses.Response(buffer.getvalue(), media_type=NPY_TYPE, headers=headers)
+                answer = (200, buffer.getvalue(), NPY_TYPE, extra)
             else:
                 payload: dict[str, Any] = {"id": request_id, "model": arm.name, "model_uuid": arm.package.uuid,
                                            "outputs": outputs.tolist()}
@@ -282,8 +272,7 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
                     payload["confidence"] = np.round(summary[1], 6).tolist()
                     if arm.package.classes:
                         payload["labels"] = [arm.package.classes[i] for i in summary[0]]
-                response = responses.Response(json.dumps(payload), media_type=JSON_TYPE, headers=headers)
-            status = 200
+                answer = (200, json.dumps(payload).encode(), JSON_TYPE, extra)
             if summary is not None:
                 correct = None if parsed.labels is None else summary[0] == parsed.labels
                 arm.monitor.record_predictions(summary[0], summary[1], parsed.labels)
@@ -294,13 +283,13 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
                     task = asyncio.get_running_loop().create_task(shadow(arm, other, parsed.inputs, parsed.labels, correct))
                     state["shadow_tasks"].add(task)
                     task.add_done_callback(state["shadow_tasks"].discard)
-        except RequestError as error:
-            response, status = error_response(error), error.status
-        except Exception as error:  # a fault of ours, not the client's: say so, and keep serving
+        except RequestError as bad:
+            answer = error(bad)
+        except Exception as fault:  # a fault of ours, not the client's: say so, and keep serving
             metrics.errors.inc(status="500", field="server")
-            response = responses.JSONResponse({"error": f"internal error: {type(error).__name__}: {error}",
-                                               "field": "server", "status": 500}, status_code=500)
-            status = 500
+            answer = (500, json.dumps({"error": f"internal error: {type(fault).__name__}: {fault}", "field": "server",
+                                       "status": 500}).encode(), JSON_TYPE, {})
+        status = answer[0]
         latency = time.perf_counter() - started
         model = arm.name if arm is not None else "none"
         metrics.requests.inc(model=model, status=str(status))
@@ -309,7 +298,7 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             arm.monitor.record_request(latency, failed=status >= 400)
             recorder.record_request(arm.name, latency)
         check_trigger()
-        return response
+        return answer
 
     async def prometheus(request: Any) -> Any:
         check_trigger(force=True)
@@ -325,10 +314,10 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             return error_response(RequestError(404, "path", "this server runs one model; /ab needs two (tito serve A --ab B)"))
         return responses.JSONResponse(recorder.report())
 
-    for path, endpoint, method in (("/health", health, "GET"), ("/metadata", metadata, "GET"), ("/predict", predict, "POST"),
+    for path, endpoint, method in (("/health", health, "GET"), ("/metadata", metadata, "GET"),
                                    ("/metrics", prometheus, "GET"), ("/monitor", monitor, "GET"), ("/ab", ab, "GET")):
         app.add_route(path, endpoint, methods=[method])
-    return app
+    return PredictFirst(app, predict, settings.max_body_bytes)
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
