@@ -20,6 +20,11 @@ model's threads wait for each other).
    or double from 50 requests/s until the verdict flips, then bisect to within 10 %); each probe
    lasts ``--probe`` seconds after a one-second warm-up. Measured for the batch-1 server and the
    micro-batching server under the same bound. Target (CNN): micro-batching >= 2x batch-1.
+3. **CPU per request**, of the server process (``/proc``) and of the load generator (this
+   process), in every probe. Client and servers share the machine's cores, so
+   ``cores / (server + client CPU per request)`` is the most any server can sustain; the ratio of
+   the two servers' ceilings, and the model's own batch-1 / batch-32 time per example, say how
+   much of the 2x target batching can reach on this machine at all.
 
 The results (every probe) go to stdout and to ``benchmarks/results/<NAME>.md`` (default ``serving``).
 """
@@ -27,6 +32,8 @@ The results (every probe) go to stdout and to ``benchmarks/results/<NAME>.md`` (
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 import tempfile
 import time
@@ -48,6 +55,11 @@ class Probe:
     rate: float
     result: object
     valid: bool  # the name lesson 14's search reads
+    server_cpu_s: float | None  # CPU time of the server process per request sent (None: no /proc)
+    client_cpu_s: float  # CPU time of the load generator per request sent
+
+    def total_cpu_s(self) -> float | None:
+        return None if self.server_cpu_s is None else self.server_cpu_s + self.client_cpu_s
 
 
 def build_packages(folder: Path, model_file: str | None) -> dict[str, tuple[Path, object]]:
@@ -95,26 +107,62 @@ def batch_seconds(model, example_shape: tuple[int, ...], batch: int, repeats: in
     return statistics.median(times)
 
 
-def probe(url: str, server: str, rate: float, seconds: float, bound: float) -> Probe:
+def probe(process, server: str, rate: float, seconds: float, bound: float) -> Probe:
+    """One load test at ``rate`` after a one-second warm-up at the same rate, with both sides' CPU time."""
     from tinytorch.core.mlops import load_test
 
-    result = load_test(url, rate, seconds, arrivals="poisson", warmup_s=1.0, timeout_s=30.0, seed=int(rate))
+    load_test(process.url, rate, 1.0, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=int(rate) + 1)
+    server_before, client_before = process.cpu_seconds(), time.process_time()
+    result = load_test(process.url, rate, seconds, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=int(rate))
+    server_after, client_after = process.cpu_seconds(), time.process_time()
+    sent = max(1, result.completed + result.failed)
+    server_cpu = None if server_before is None else (server_after - server_before) / sent
     keeps_up = result.achieved_rate >= MIN_KEEP_UP * result.scheduled / seconds
     valid = result.failed == 0 and keeps_up and result.latency_s.get("p99", float("inf")) <= bound
     lat = result.latency_s
     log(f"  {server} at {rate:.3g}/s: achieved {result.achieved_rate:.1f}/s, p99 "
         f"{lat.get('p99', float('nan')) * 1e3:.1f} ms (bound {bound * 1e3:.1f}), failed {result.failed}: "
         f"{'pass' if valid else 'FAIL'}")
-    return Probe(server, rate, result, valid)
+    return Probe(server, rate, result, valid, server_cpu, (client_after - client_before) / sent)
 
 
-def saturation(url: str, server: str, seconds: float, bound: float, start_rate: float = 50.0) -> tuple[float, list[Probe]]:
+def saturation(process, server: str, seconds: float, bound: float, start_rate: float = 50.0) -> tuple[float, list[Probe]]:
     """The highest passing rate, by lesson 14's LoadGen-style search (halve or double, then bisect to 10 %)."""
     from tinytorch.core.benchmarking.loadgen import find_peak_server_qps
 
-    best, probes = find_peak_server_qps(lambda rate: probe(url, server, rate, seconds, bound), start_rate,
+    best, probes = find_peak_server_qps(lambda rate: probe(process, server, rate, seconds, bound), start_rate,
                                         tolerance=0.10, max_runs=12)
     return best or 0.0, probes
+
+
+def ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def cpu_ceiling(probes: list[Probe], best: float, cores: int) -> tuple[Probe, float | None]:
+    """The probe at the server's highest passing rate (else its lowest), and ``cores / CPU per request`` there."""
+    passing = [p for p in probes if p.valid and p.rate == best] or sorted(probes, key=lambda p: p.rate)[:1]
+    chosen = passing[0]
+    total = chosen.total_cpu_s()
+    return chosen, None if not total else cores / total
+
+
+def ceiling_lines(probes: dict[str, list[Probe]], best: dict[str, float], one: float, full: float, max_batch: int,
+                  cores: int) -> tuple[list[str], float | None]:
+    """The record's CPU-ceiling paragraph for one model, and the ratio of the two servers' ceilings."""
+    lines, ceilings = [], []
+    for label, server_probes in probes.items():
+        chosen, ceiling = cpu_ceiling(server_probes, best[label], cores)
+        ceilings.append(ceiling)
+        lines.append(f"- CPU per request, {label} server at {chosen.rate:.3g} requests/s: server {ms(chosen.server_cpu_s)} ms "
+                     f"+ load generator {ms(chosen.client_cpu_s)} ms = {ms(chosen.total_cpu_s())} ms, so {cores} cores carry "
+                     f"at most {'—' if ceiling is None else f'{ceiling:.0f}'} requests/s")
+    ratio = ceilings[1] / ceilings[0] if all(ceilings) else None
+    model_ratio = one / (full / max_batch)
+    lines.append(f"- Ceiling ratio (micro-batching / batch-1) if CPU were the only limit: "
+                 f"{'—' if ratio is None else f'{ratio:.2f}x'}; the model alone, batch-1 time over batch-{max_batch} time "
+                 f"per example: {model_ratio:.2f}x (the ratio with no HTTP cost at all)")
+    return lines, ratio
 
 
 def row(p: Probe) -> str:
@@ -122,7 +170,8 @@ def row(p: Probe) -> str:
     figures = " | ".join(f"{lat[k] * 1e3:.2f}" for k in ("p50", "p90", "p99", "p99.9")) if lat.get("count") else "— | — | — | —"
     mean_batch = r.batch_sizes.get("mean")
     return (f"| {p.server} | {p.rate:.3g} | {r.achieved_rate:.1f} | {r.completed} | {r.failed} | {figures} | "
-            f"{'—' if mean_batch is None else f'{mean_batch:.1f}'} | {'pass' if p.valid else 'fail'} |")
+            f"{'—' if mean_batch is None else f'{mean_batch:.1f}'} | {ms(p.server_cpu_s)} | {ms(p.client_cpu_s)} | "
+            f"{'pass' if p.valid else 'fail'} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         return "not checked (--no-wait)" if args.no_wait else wait_for_idle().describe()
 
     sections, verdicts = [], []
+    cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="tinytorch-serving-") as scratch:
         packages = build_packages(Path(scratch), args.model)
         (mlp_name, (mlp_path, _)), (cnn_name, (cnn_path, cnn)) = packages.items()
@@ -174,42 +224,52 @@ def main(argv: list[str] | None = None) -> None:
             shape = (784,) if model is packages[mlp_name][1] else (3, 32, 32)
             one, full = batch_seconds(model, shape, 1), batch_seconds(model, shape, args.max_batch)
             bound = args.max_delay_ms / 1000 + full
-            results = {}
-            all_probes: list[Probe] = []
+            results, by_server = {}, {}
             for label, max_batch in (("batch-1", 1), (f"micro-batching ({args.max_batch}, {args.max_delay_ms:g} ms)",
                                                       args.max_batch)):
                 state = idle()
                 log(f"{name}, {label} server: saturation search under p99 <= {bound * 1e3:.1f} ms")
                 with ServerProcess([path], max_batch=max_batch, max_delay_ms=args.max_delay_ms) as server:
-                    best, probes = saturation(server.url, label, args.probe, bound)
+                    best, probes = saturation(server, label, args.probe, bound)
                 results[label] = (best, state)
-                all_probes += probes
+                by_server[label] = probes
             (b1, s1), (mb, s2) = results.values()
             ratio = mb / b1 if b1 else None
             shown = "—" if ratio is None else f"{ratio:.2f}x"
+            ceiling, ceiling_ratio = ceiling_lines(by_server, {k: v[0] for k, v in results.items()}, one, full,
+                                                   args.max_batch, cores)
             if model is cnn:
+                met = ratio is not None and ratio >= 2
                 verdicts.append(f"CNN micro-batching throughput at saturation: {shown} batch-1 (target >= 2x): "
-                                f"{'met' if ratio is not None and ratio >= 2 else 'MISSED'}")
+                                f"{'met' if met else 'MISSED'}" + ("" if met else (
+                                    f" (the CPU ceilings allow {'—' if ceiling_ratio is None else f'{ceiling_ratio:.2f}x'}, "
+                                    f"the model alone {one / (full / args.max_batch):.2f}x: see the CNN section)")))
             lines = [f"## Throughput at saturation: {name}", "",
                      f"- Model time in this process: batch 1 {one * 1e3:.2f} ms; batch {args.max_batch} {full * 1e3:.2f} ms "
                      f"({full / args.max_batch * 1e3:.2f} ms per example)",
                      f"- Latency bound: max delay {args.max_delay_ms:g} ms + one batch time = {bound * 1e3:.2f} ms (p99)",
                      f"- **Saturation throughput: batch-1 {b1:.3g} requests/s, micro-batching {mb:.3g} requests/s "
                      f"({shown})**" + ("" if b1 and mb else " (0: no rate passed, down to the search's floor)"),
-                     f"- Machine before each server: {s1}; {s2}", "",
-                     "| server | offered rps | achieved rps | completed | failed | p50 ms | p90 ms | p99 ms | p99.9 ms | mean batch | verdict |",
-                     "|---|---|---|---|---|---|---|---|---|---|---|"]
-            lines += [row(p) for p in all_probes]
+                     f"- Machine before each server: {s1}; {s2}", *ceiling, "",
+                     "| server | offered rps | achieved rps | completed | failed | p50 ms | p90 ms | p99 ms | p99.9 ms | "
+                     "mean batch | server CPU ms/req | client CPU ms/req | verdict |",
+                     "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines += [row(p) for probes in by_server.values() for p in probes]
             sections.append("\n".join(lines))
 
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    found = {name: importlib.util.find_spec(name) is not None for name in ("httptools", "uvloop")}
+    stack = (f"{'httptools' if found['httptools'] else 'h11'} HTTP parser, "
+             f"{'uvloop' if found['uvloop'] else 'asyncio'} event loop")
     text = "\n".join([f"# Benchmark: {args.output}", "", f"- Date: {stamp}",
                       f"- Command: `{' '.join(['python', *sys.orig_argv[1:]])}`",
                       *(f"- {line}" for line in machine_description().values()),
-                      "- Servers: `tito serve` in a child process each (uvicorn, one worker, the model in one thread); "
-                      "client: the open-loop load generator in this process; loopback HTTP/1.1 keep-alive, .npy request "
-                      "bodies of one example, JSON answers. Percentiles are nearest-rank, from each request's scheduled "
-                      "send time.", "", "## Verdicts", "", *(f"- {v}" for v in verdicts), "", *sections, ""])
+                      f"- Servers: `tito serve` in a child process each (uvicorn, one worker, {stack}; `/predict` a bare "
+                      "ASGI handler ahead of FastAPI; adaptive micro-batching; the model in one thread on "
+                      f"{args.threads} BLAS/OpenMP thread(s)); client: the open-loop load generator in this process "
+                      "(asyncio streams, pre-built requests); loopback HTTP/1.1 keep-alive, .npy request bodies of one "
+                      "example, JSON answers. Percentiles are nearest-rank, from each request's scheduled send time. "
+                      "CPU per request: the process's user + system time over the probe, divided by the requests sent.", "", "## Verdicts", "", *(f"- {v}" for v in verdicts), "", *sections, ""])
     print(text)
     from tinytorch.core.atomic_write import write_text_atomic
 

@@ -155,3 +155,20 @@ def test_fill_wait_decision(rows, oldest, now, recent, expected):
         batcher._recent_rows += n
     clock.now = now
     assert batcher.fill_wait(rows, oldest) == pytest.approx(expected)
+
+
+def test_the_arrival_window_keeps_only_the_last_max_delay():
+    clock = FakeClock()
+
+    async def scenario():
+        batcher = MicroBatcher(lambda x: x, max_batch=1, max_delay_s=0.5, clock=clock)  # never consults the window
+        await batcher.start()
+        try:
+            for i in range(100):
+                clock.now = float(i)
+                await asyncio.wait_for(batcher.submit(example(i)), GENEROUS_S)
+        finally:
+            await batcher.stop()
+        return list(batcher._recent), batcher._recent_rows
+
+    assert asyncio.run(scenario()) == ([(99.0, 1)], 1)  # a long-running server does not grow it

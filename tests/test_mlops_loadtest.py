@@ -79,8 +79,11 @@ def test_tito_serve_runs_a_real_server_process(server):
     with ServerProcess([folder], max_batch=1, max_delay_ms=3) as process:
         assert process.url.startswith("http://127.0.0.1:") and not process.url.endswith(":0")
         assert process.get("/metadata")["batching"] == {"max_batch": 1, "max_delay_ms": 3.0}
+        before = process.cpu_seconds()
         result = load_test(process.url, rate=40, duration_s=0.5, arrivals="constant", warmup_s=0)
         assert result.completed == 20
+        if before is not None:  # Linux: the child's CPU time, read from /proc, grew while it served
+            assert process.cpu_seconds() > before
         running = process.process
     assert running.poll() is not None  # stopped on leaving
     assert "max batch 1" in "".join(process.output)

@@ -124,6 +124,7 @@ class MicroBatcher:
         arrived = self.clock()
         self._recent.append((arrived, len(inputs)))
         self._recent_rows += len(inputs)
+        self._forget_before(arrived - self.max_delay_s)
         self._queue.put_nowait(_Pending(inputs, future, arrived))
         return await future
 
@@ -137,10 +138,14 @@ class MicroBatcher:
         remaining = oldest_arrived + self.max_delay_s - now
         if rows >= self.max_batch or remaining <= 0:
             return 0.0
-        while self._recent and self._recent[0][0] < now - self.max_delay_s:
-            self._recent_rows -= self._recent.popleft()[1]
+        self._forget_before(now - self.max_delay_s)
         expected = self._recent_rows * remaining / self.max_delay_s
         return remaining if rows + expected >= self.max_batch else 0.0
+
+    def _forget_before(self, moment: float) -> None:
+        """Drop the arrivals older than ``moment`` from the window the arrival rate is judged on."""
+        while self._recent and self._recent[0][0] < moment:
+            self._recent_rows -= self._recent.popleft()[1]
 
     async def _next(self, timeout: float | None) -> _Pending | None:
         if self._carry:
@@ -179,7 +184,7 @@ class MicroBatcher:
             if not batch:
                 continue
             inputs = batch[0].inputs if len(batch) == 1 else np.concatenate([item.inputs for item in batch])
-            started = time.perf_counter()
+            started = self.clock()
             try:
                 outputs = await loop.run_in_executor(self._executor, self.run, inputs)
             except Exception as error:  # the model failed: every request of the batch gets the error
@@ -187,7 +192,7 @@ class MicroBatcher:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
-            finished = time.perf_counter()
+            finished = self.clock()
             self.batches_run += 1
             if self.on_batch is not None:
                 self.on_batch(len(inputs), finished - started)

@@ -83,6 +83,17 @@ class ServerProcess:
         self.get("/health")
         return self.url
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system, every thread) the server process has used so far; None where /proc is missing."""
+        if self.process is None:
+            return None
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (proc(5))
+
     def get(self, path: str) -> Any:
         """GET ``path`` from the server and parse the JSON answer."""
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
