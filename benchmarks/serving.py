@@ -140,9 +140,9 @@ def ms(seconds: float | None) -> str:
 
 
 def cpu_ceiling(probes: list[Probe], best: float, cores: int) -> tuple[Probe, float | None]:
-    """The probe at the server's highest passing rate (else its lowest), and ``cores / CPU per request`` there."""
-    passing = [p for p in probes if p.valid and p.rate == best] or sorted(probes, key=lambda p: p.rate)[:1]
-    chosen = passing[0]
+    """The probe at the server's highest passing rate (else the one that served most), and ``cores / CPU per request`` there."""
+    passing = [p for p in probes if p.valid and p.rate == best]
+    chosen = passing[0] if passing else max(probes, key=lambda p: p.result.completed)
     total = chosen.total_cpu_s()
     return chosen, None if not total else cores / total
 
