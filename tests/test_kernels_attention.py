@@ -104,6 +104,65 @@ def test_compiled_causal_attention_skipping_masked_blocks_matches_reference(tq, 
             assert_close(a, e, name, scale=10)
 
 
+# The compiled kernel computes 4 query rows by 16 columns at a time and pads its scratch rows to a
+# multiple of 16: these sizes put every edge of those tiles (and of the causal limit) somewhere.
+TILE_EDGES = [(1, 1, 1, 1), (4, 16, 16, 16), (5, 17, 17, 15), (19, 3, 33, 1), (3, 19, 32, 48), (37, 37, 20, 40)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tq, tk, d, dv", TILE_EDGES)
+def test_compiled_attention_at_tile_edges_matches_reference(tq, tk, d, dv, dtype):
+    rng = np.random.default_rng(tq * 1000 + tk * 10 + d)
+    q, k, v = (rng.standard_normal(shape).astype(dtype) for shape in ((2, 3, tq, d), (2, 3, tk, d), (2, 3, tk, dv)))
+    grad_out = rng.standard_normal((2, 3, tq, dv)).astype(dtype)
+    variants = [
+        dict(causal=True),
+        dict(causal=False, scale=0.3),
+        dict(mask=rng.random((3, 1, tk)) < 0.8, causal=True),  # broadcast over batch and query axes
+        dict(mask=np.where(rng.random((2, 1, tq, tk)) < 0.2, -np.inf, rng.standard_normal((2, 1, tq, tk)))),
+        dict(causal=True, dropout_p=0.3, seed=5),
+    ]
+    for kwargs in variants:
+        expected = reference.attention_forward(q, k, v, **kwargs)
+        actual = compiled.attention_forward(q, k, v, **kwargs)
+        assert_close(actual[0], expected[0], f"out {kwargs}")
+        assert_close(actual[1], expected[1], f"probs {kwargs}")
+        p, causal = kwargs.get("dropout_p", 0.0), kwargs.get("causal", False)
+        grads_expected = reference.attention_backward(grad_out, q, k, v, *expected[1:], kwargs.get("scale"), p)
+        grads_actual = compiled.attention_backward(grad_out, q, k, v, *actual[1:], kwargs.get("scale"), p, causal=causal)
+        for name, a, e in zip(("dq", "dk", "dv"), grads_actual, grads_expected):
+            assert_close(a, e, f"{name} {kwargs}", scale=10)
+
+
+@pytest.mark.skipif(not kernels.openmp_enabled(), reason="built without OpenMP: the kernels run on one thread only")
+@pytest.mark.parametrize("packed", [False, True], ids=["stacked", "packed"])
+def test_compiled_attention_gives_the_same_bits_on_one_or_two_threads(packed):
+    # Each head is computed whole by one thread, in the same order whatever the thread count.
+    rng = np.random.default_rng(6)
+    qkv = rng.standard_normal((4, 33, 3 * 2 * 24)).astype(np.float32)
+    grad = rng.standard_normal((4, 33, 48)).astype(np.float32)
+    heads = [np.ascontiguousarray(part) for part in qkv.reshape(4, 33, 3, 2, 24).transpose(2, 0, 3, 1, 4)]
+    g = np.ascontiguousarray(grad.reshape(4, 33, 2, 24).transpose(0, 2, 1, 3))
+
+    def run():
+        if packed:
+            out, probs, keep = compiled.attention_packed_forward(qkv, 2, None, True, None, 0.2, 3)
+            return out, probs, compiled.attention_packed_backward(grad, qkv, 2, probs, keep, None, 0.2, True)
+        out, probs, keep = compiled.attention_forward(*heads, None, True, None, 0.2, 3)
+        return (out, probs, *compiled.attention_backward(g, *heads, probs, keep, None, 0.2, True))
+
+    before = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(1)
+        one = run()
+        kernels.set_num_threads(2)
+        two = run()
+    finally:
+        kernels.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
 class ReferenceAttention(Function):
     """The attention kernels of one implementation as an autograd op, for gradcheck."""
 
@@ -305,11 +364,11 @@ def test_cached_attention_errors(impl):
 
 
 @settings(max_examples=25)
-@given(b=st.integers(1, 2), t=st.integers(1, 70), h=st.sampled_from([1, 2, 3]), d=st.integers(1, 4), dtype=st.sampled_from(DTYPES),
+@given(b=st.integers(1, 2), t=st.integers(1, 70), h=st.sampled_from([1, 2, 3]), d=st.sampled_from([1, 2, 3, 4, 17]), dtype=st.sampled_from(DTYPES),
        mask_kind=st.sampled_from([None, "bool", "float"]), causal=st.booleans(), dropout_p=st.sampled_from([0.0, 0.0, 0.3]),
        seed=st.integers(0, 2**16), data=st.data())
 def test_packed_attention_is_attention_on_the_split_heads(b, t, h, d, dtype, mask_kind, causal, dropout_p, seed, data):
-    # up to 70 tokens: more than one causal block of query rows
+    # up to 70 tokens and heads of 17 features: edges of the compiled kernel's 4 x 16 tiles
     e = h * d
     qkv = data.draw(arrays((b, t, 3 * e), dtype))
     grad = data.draw(arrays((b, t, e), dtype))
