@@ -158,8 +158,8 @@ cdef inline Py_ssize_t _padded(Py_ssize_t n) noexcept nogil:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _tile(const floating* a, Py_ssize_t a_row, Py_ssize_t a_col, Py_ssize_t rows,
-                       const floating* b, Py_ssize_t b_row, Py_ssize_t k0, Py_ssize_t k1,
-                       floating* c, Py_ssize_t c_row, Py_ssize_t cols) noexcept nogil:
+                const floating* b, Py_ssize_t b_row, Py_ssize_t k0, Py_ssize_t k1,
+                floating* c, Py_ssize_t c_row, Py_ssize_t cols) noexcept nogil:
     """c[r, :cols] = sum over k0 <= k < k1 of a[r * a_row + k * a_col] * b[k * b_row : k * b_row + WIDTH], r < rows.
 
     rows <= ROWS and cols <= WIDTH. ``a`` is read one element at a time, so it may be a transposed
@@ -193,7 +193,8 @@ cdef void _tile(const floating* a, Py_ssize_t a_row, Py_ssize_t a_col, Py_ssize_
             acc1[j] = acc1[j] + x1 * bk[j]
             acc2[j] = acc2[j] + x2 * bk[j]
             acc3[j] = acc3[j] + x3 * bk[j]
-    if rows == ROWS and cols == WIDTH:  # the common case, in vector stores (a loop of unknown length becomes a slow `rep movs`)
+    # The common case in vector stores: a copy loop of unknown length compiles to a slow `rep movs`.
+    if rows == ROWS and cols == WIDTH:
         for j in range(WIDTH):
             c[j] = acc0[j]
             c[c_row + j] = acc1[j]
