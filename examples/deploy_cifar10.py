@@ -4,7 +4,8 @@ drift, and A/B-test it against its compressed twin. Every figure of the record i
 Usage:
   deploy_cifar10.py [--model=<file>] [--out=<dir>] [--packages=<dir>] [--limit=<n>] [--rate=<rps>]
                     [--duration=<s>] [--max-batch=<n>] [--max-delay-ms=<ms>] [--splits=<n>] [--trials=<n>]
-                    [--drift-rows=<n>] [--seed=<n>] [--warmup=<s>] [--server-threads=<n>] [--in-process]
+                    [--drift-rows=<n>] [--seed=<n>] [--warmup=<s>] [--server-threads=<n>] [--int8=<file>]
+                    [--in-process]
   deploy_cifar10.py (-h | --help)
 
 Options:
@@ -24,6 +25,9 @@ Options:
   --warmup=<s>        Seconds of load before each measured load test [default: 1].
   --server-threads=<n>  BLAS/OpenMP threads of each server's model (1 leaves a core of two to the server's
                       event loop and the load generator) [default: 1].
+  --int8=<file>       The int8 model that examples/compress_cifar10.py writes, A/B-tested against the float
+                      one; when the file does not exist, the float model's weights rounded to float16 take
+                      its place [default: examples/checkpoints/cifar10_int8.npz].
   --in-process        Run the servers in threads of this process instead of tito serve processes (quick
                       smoke runs only: the load generator then shares their interpreter).
 
@@ -49,6 +53,7 @@ from docopt import docopt
 
 import tinytorch as tt
 from tinytorch.core.checkpoint import load_checkpoint
+from tinytorch.core.compression import load_quantized
 from tinytorch.core.data.datasets import CIFAR10_MEAN, CIFAR10_STD
 from tinytorch.core.dataloader import CIFAR10Dataset
 from tinytorch.core.mlops import (BackgroundServer, DriftDetector, PackageError, ServerProcess, ServerSettings,
@@ -161,13 +166,17 @@ def get(url: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def challenger_model(model_path: str) -> tuple[tt.Module, str]:
-    """The model to A/B-test against: the same weights rounded to float16 (half the storage)."""
+def challenger_model(model_path: str, int8_path: str) -> tuple[tt.Module, str, str]:
+    """The model to A/B-test against, a description and a package name: the int8 model of
+    compress_cifar10.py when it exists, otherwise the same weights rounded to float16 (half the storage)."""
+    if Path(int8_path).exists():
+        model, _ = load_quantized(int8_path)
+        return model, f"its int8 model (static quantization, `{int8_path}`)", "cifar10_cnn_int8"
     model = build_model()
     load_checkpoint(model_path, model)
     for p in model.parameters():
         p.data[...] = p.data.astype(np.float16).astype(np.float32)
-    return model, "the same CNN with its weights rounded to float16"
+    return model, "the same CNN with its weights rounded to float16", "cifar10_cnn_fp16"
 
 
 def ms(value: float) -> str:
@@ -262,9 +271,9 @@ def main(argv: list[str] | None = None) -> dict:
     record["shifts"] = shifts
 
     # 5. A/B: the model against its compressed twin, served side by side, paired on labelled traffic
-    challenger, description = challenger_model(args["--model"])
+    challenger, description, challenger_name = challenger_model(args["--model"], args["--int8"])
     challenger_logits = predict(challenger, images)
-    challenger_folder = package(challenger, packages / "cifar10_cnn_fp16", signature=images[:1], classes=list(data.classes),
+    challenger_folder = package(challenger, packages / challenger_name, signature=images[:1], classes=list(data.classes),
                                 metrics={"test_accuracy": float((challenger_logits.argmax(1) == labels).mean())},
                                 reference={"predictions": challenger_logits.argmax(1)}, metadata={"what": description},
                                 overwrite=True)

@@ -55,6 +55,35 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
     assert np.array_equal(loaded.predict(x), outputs(model, x))
 
 
+def test_an_int8_model_packages_with_int8_weights_and_comes_back_exactly(tmp_path):
+    from safetensors.numpy import load_file
+
+    from tinytorch.core.compression import quantize_static
+
+    model = small_cnn()
+    model.eval()
+    quantized = quantize_static(model, [images(8, seed=i) for i in range(3)])
+    x = images(5)
+    folder = make_package(tmp_path / "int8", quantized, x[:1])
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["architecture"]["type"] == "quantized"
+    stored = load_file(str(folder / WEIGHTS))
+    floats = {name for name, a in stored.items() if a.dtype != np.int8}
+    assert floats == {name for name in stored if name.endswith((".weight_scale", ".bias"))}
+    assert all(stored[name].dtype == np.float32 for name in floats)
+    assert sum(a.dtype == np.int8 for a in stored.values()) == 4  # the weights of two convolutions and two Dense layers
+    loaded = load_package(folder)
+    assert repr(loaded.model) == repr(quantized)
+    assert np.array_equal(loaded.predict(x), outputs(quantized, x))
+    stored[next(n for n in stored if n.endswith(".weight_scale"))] = np.ones(1, np.float64)  # a float64 scale
+    from safetensors.numpy import save_file
+
+    save_file(stored, str(folder / WEIGHTS))
+    rewrite_manifest(folder, lambda m: m["files"][WEIGHTS].update(sha256=hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()))
+    with pytest.raises(PackageError, match=r"weight_scale has dtype float64; a quantized model holds float32 or int8"):
+        load_package(folder)
+
+
 def test_manifest_records_everything(tmp_path):
     import safetensors
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinytorch as tt
+from tinytorch.core.compression import quantize_static
 from tinytorch.core.mlops import BackgroundServer, MonitorThresholds, ServerSettings, create_app, load_package
 from tinytorch.core.mlops import route_request
 
@@ -243,9 +244,10 @@ def test_a_failing_model_fails_its_batch_and_the_batcher_goes_on():
 def ab_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ab")
     tt.manual_seed(4)
-    a = load_package(make_package(folder / "champion", mlp()))
-    tt.manual_seed(5)
-    b = load_package(make_package(folder / "challenger", mlp()))
+    champion = mlp()
+    a = load_package(make_package(folder / "champion", champion))
+    calibration = [np.random.default_rng(i).normal(size=(16, 12)).astype(np.float32) for i in range(4)]
+    b = load_package(make_package(folder / "challenger", quantize_static(champion, calibration)))  # its int8 copy
     with BackgroundServer(create_app([a, b], ServerSettings(max_batch=16, max_delay_ms=2))) as url, \
             httpx.Client(base_url=url, timeout=30) as client:
         yield client, a, b

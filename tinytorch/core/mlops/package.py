@@ -12,6 +12,11 @@ architecture in the manifest, and loads the weights by name. Nothing is unpickle
 the folder is executed. Because names and layouts are PyTorch's, ``safetensors.torch.load_file``
 reads the same weights straight into the equivalent ``torch.nn`` model.
 
+An int8 model of :mod:`tinytorch.core.compression` (``quantize_static`` / ``quantize_dynamic``)
+packages too: its weights stay int8 in the safetensors file (only scales and biases are float32),
+and the manifest's architecture is ``{"type": "quantized", "model": ...}``, the description its
+own checkpoint format uses, so it can be served and A/B-tested beside the float model.
+
 >>> import tempfile, numpy as np, tinytorch as tt
 >>> _ = tt.manual_seed(0)
 >>> net = tt.Sequential(tt.Dense(4, 8), tt.ReLU(), tt.Dense(8, 3))
@@ -54,6 +59,42 @@ __all__ = ["package", "load_package", "ModelPackage", "WEIGHTS", "REFERENCE"]
 
 WEIGHTS = "weights.safetensors"
 REFERENCE = "reference.safetensors"
+QUANTIZED = "quantized"  # the architecture type of an int8 model (described by the compression package)
+
+
+def _describe(model: Module) -> dict:
+    """The manifest's architecture: :func:`architecture_config` for a float model, or the compression
+    package's description of an int8 one."""
+    try:
+        return architecture_config(model)
+    except ArchitectureError as float_error:
+        from ..compression.serialization import architecture as quantized_architecture
+
+        try:
+            return {"type": QUANTIZED, "model": quantized_architecture(model)}
+        except TypeError:
+            raise float_error from None
+
+
+def _rebuild(folder: Path, architecture: dict, state: dict[str, np.ndarray]) -> Module:
+    """The model the manifest describes, holding ``state``; a PackageError names what does not fit."""
+    if architecture.get("type") == QUANTIZED:
+        from ..checkpoint import CheckpointError
+        from ..compression.serialization import build_quantized
+
+        try:
+            return build_quantized(architecture.get("model"), state)
+        except CheckpointError as error:
+            raise PackageError(f"package {folder}: {error}") from None
+    try:
+        model = model_from_config(architecture)
+    except ArchitectureError as error:
+        raise PackageError(f"package {folder}: {error}") from None
+    try:
+        model.load_state_dict(state)
+    except ValueError as error:
+        raise PackageError(f"package {folder}: the weights do not fit the architecture: {error}") from None
+    return model
 
 
 @dataclass
@@ -163,7 +204,7 @@ def package(
         raise FileExistsError(f"package: {path} already exists (pass overwrite=True to replace it)")
     if not isinstance(signature, Signature):
         signature = Signature.infer(model, signature)
-    architecture = architecture_config(model)  # fails before anything is written
+    architecture = _describe(model)  # fails before anything is written
     state = model.state_dict()
     if any(a.dtype == object for a in state.values()):
         raise TypeError("package: the model holds non-numeric arrays")
@@ -242,15 +283,8 @@ def load_package(path: str | os.PathLike, *, verify: bool = True) -> ModelPackag
         verify_files(folder, files)
     if WEIGHTS not in files:
         raise PackageError(f"package {folder}: the manifest lists no {WEIGHTS}")
-    try:
-        model = model_from_config(manifest["architecture"])
-    except ArchitectureError as error:
-        raise PackageError(f"package {folder}: {error}") from None
     state = _read_safetensors(folder, WEIGHTS, files[WEIGHTS]["sha256"])
-    try:
-        model.load_state_dict(state)
-    except ValueError as error:
-        raise PackageError(f"package {folder}: the weights do not fit the architecture: {error}") from None
+    model = _rebuild(folder, manifest["architecture"], state)
     model.eval()
     reference = _read_safetensors(folder, REFERENCE, files[REFERENCE]["sha256"]) if REFERENCE in files else {}
     try:
