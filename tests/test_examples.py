@@ -102,21 +102,21 @@ def test_tinygpt_example_judges_a_full_run_against_its_target(monkeypatch):
 
 
 def test_pytorch_replica_of_the_tinygpt_recipe_tracks_the_example(fixture_data):
-    """benchmarks/tinygpt_recipe_torch.py, the oracle for the example's loss figure, trains the same model from
+    """examples/tinygpt_pytorch_replica.py, the oracle for the example's loss figure, trains the same model from
     the same weights on the same batches: after a few steps both frameworks' losses agree to rounding."""
     pytest.importorskip("torch", reason="the replica is the recipe in PyTorch, the test oracle")
-    from benchmarks import tinygpt_recipe_torch
-
     module = importlib.import_module("train_tinygpt")
+    replica = importlib.import_module("tinygpt_pytorch_replica")
     tiny = ["--iters=3", "--batch-size=4", "--block-size=16", "--layers=2", "--heads=2", "--width=16", "--eval-iters=2"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fixture is a trusted local copy: the data module warns so
         ours = module.main([*tiny, "--sample-chars=10", f"--out={fixture_data / 'ours'}",
                             f"--save={fixture_data / 'gpt.npz'}", "--quiet"])
-        theirs = tinygpt_recipe_torch.main([*tiny, f"--out={fixture_data / 'torch.json'}"])
+        theirs = replica.main([*tiny, f"--out={fixture_data / 'torch.json'}"])
     recorded = json.loads((fixture_data / "ours" / "history.json").read_text())["history"]
     assert [h["step"] for h in theirs["history"]] == [0, 3]
     np.testing.assert_allclose([h["val_loss"] for h in theirs["history"]], recorded["val_loss"], rtol=1e-5)
     assert abs(theirs["val_loss_exact"] - ours["val_loss"]) < 1e-4 and ours["val_loss"] < recorded["val_loss"][0]
     assert json.loads((fixture_data / "torch.json").read_text())["val_loss_exact"] == theirs["val_loss_exact"]
     sys.modules.pop("train_tinygpt", None)
+    sys.modules.pop("tinygpt_pytorch_replica", None)

@@ -1,6 +1,6 @@
 """The Shakespeare recipe of examples/train_tinygpt.py run in PyTorch: the loss PyTorch reaches with it.
 
-Usage: python -m benchmarks.tinygpt_recipe_torch [the options of examples/train_tinygpt.py]
+Usage: python examples/tinygpt_pytorch_replica.py [the options of examples/train_tinygpt.py]
 
 The oracle for the example's loss figure. PyTorch starts from TinyGPT's initial weights (the same
 seed gives the same draw), trains on the same random windows in the same order (the same NumPy
@@ -11,17 +11,16 @@ frameworks then differ only by floating-point rounding, which grows over 2000 st
 settles is whether a loss target is within the recipe's reach at all, independent of TinyTorch.
 
 It takes the example's own options (``--config``, ``--iters``, ``--block-size``, ``--seed``, ...)
-and writes ``benchmarks/results/tinygpt_recipe_torch_<config>.json`` (or the file ``--out`` names):
+and writes ``examples/results/tinygpt_<config>_pytorch.json`` (or the file ``--out`` names):
 the command, the settings, the losses every ``eval_interval`` steps and the final exact validation
 loss. Needs torch (the test and benchmark oracle) and the Tiny Shakespeare text (``TINYTORCH_DATA``).
+Both frameworks live in this process, so it times nothing: it is about losses, not speed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,25 +32,19 @@ from tinytorch.core.dataloader import TinyShakespeare
 from tinytorch.core.schedulers import cosine_lr
 from tinytorch.tinygpt import CharTokenizer, TinyGPT
 
-from .harness import command_line, machine_description
-from .torch_gpt import TorchGPT
+import train_tinygpt as ex  # the recipe itself: its configurations, batch sampler and constants
+from reporting import _machine
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "train_tinygpt.py"
-
-
-def example_module():
-    """examples/train_tinygpt.py as a module: its configurations, batch sampler and constants."""
-    if str(EXAMPLE.parent) not in sys.path:
-        sys.path.insert(0, str(EXAMPLE.parent))  # the example imports its sibling examples/reporting.py
-    spec = importlib.util.spec_from_file_location("train_tinygpt", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(ex, config_name: str, c: dict, seed: int, limit: int | None) -> dict:
+def run(config_name: str, c: dict, seed: int, limit: int | None) -> dict:
     """Train with the example's settings ``c`` in PyTorch; the losses along the way and at the end."""
     import torch
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the PyTorch twin of TinyGPT that the tests check equal: benchmarks/torch_gpt.py
+    from benchmarks.torch_gpt import TorchGPT
 
     tt.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -92,7 +85,6 @@ def run(ex, config_name: str, c: dict, seed: int, limit: int | None) -> dict:
                    for i in range(0, windows, batch)) / windows
 
     history = []
-    started = time.perf_counter()
     for step in range(c["iters"] + 1):
         if step % c["eval_interval"] == 0 or step == c["iters"]:  # the example's evaluations, in its order
             history.append({"step": step, "train_loss": estimate(train_data), "val_loss": estimate(val_data)})
@@ -106,19 +98,17 @@ def run(ex, config_name: str, c: dict, seed: int, limit: int | None) -> dict:
         torch.nn.utils.clip_grad_norm_(params, ex.CLIP_NORM)
         optimizer.step()
     return {"config": config_name, "settings": c, "seed": seed, "bias": ex.BIAS, "limit": limit,
-            "history": history, "val_loss_exact": exact(val_data, c["block_size"]),
-            "minutes": (time.perf_counter() - started) / 60, "torch": torch.__version__}
+            "history": history, "val_loss_exact": exact(val_data, c["block_size"]), "torch": torch.__version__}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ex = example_module()
     args = docopt(ex.__doc__, argv=sys.argv[1:] if argv is None else argv)
     name = args["--config"]
     limit = None if args["--limit"] is None else int(args["--limit"])
-    result = run(ex, name, ex.settings(args), int(args["--seed"]), limit)
-    result["command"] = command_line()
-    result["machine"] = machine_description()
-    out = Path(args["--out"] or Path(__file__).parent / "results" / f"tinygpt_recipe_torch_{name}.json")
+    result = run(name, ex.settings(args), int(args["--seed"]), limit)
+    result["command"] = " ".join(["python", "examples/tinygpt_pytorch_replica.py", *(sys.argv[1:] if argv is None else argv)])
+    result["machine"] = _machine()
+    out = Path(args["--out"] or ROOT / "examples" / "results" / f"tinygpt_{name}_pytorch.json")
     write_text_atomic(out, json.dumps(result, indent=1) + "\n")
     print(f"PyTorch, {name} recipe, seed {result['seed']}: exact validation loss {result['val_loss_exact']:.4f}")
     return result
