@@ -48,6 +48,9 @@ def test_compress_example_records_every_part(fixture_data, capsys):  # noqa: F81
     assert len(recorded["distill"]["rows"]) == 2 and set(recorded["distill"]["summary"]) == {"alone", "distilled", "gain"}
     modes = [row["mode"] for row in recorded["memory"]["rows"]]
     assert modes == ["plain", "checkpoint (4 segments)", "checkpoint + float16 boundaries"]
+    full, half = recorded["memory"]["half"]
+    assert half["stored_mib"] * 2 == pytest.approx(full["stored_mib"]) and half["masters_mib"] == pytest.approx(full["stored_mib"])
+    assert full["masters_mib"] == 0 and half["step_peak"] > 0 and half["infer_peak"] > 0
     assert 0 <= recorded["dynamic"]["int8_accuracy"] <= 1 and recorded["dynamic"]["float_bytes"] > 3.5 * recorded["dynamic"]["int8_bytes"]
     report = (out / "README.md").read_text()
     for heading in ("## int8 post-training quantization", "## Magnitude pruning", "## Structured (channel) pruning",

@@ -9,7 +9,8 @@
   that hold int8 (only scales and biases stay float32).
 * **Distillation** (:mod:`.distillation`): a small student trained on a large teacher's softened
   predictions.
-* **Memory-saving training** (:mod:`.memory`): recomputation and half-precision activations.
+* **Memory-saving training** (:mod:`.memory`, :mod:`.half`): recomputation, half-precision activations,
+  and half-precision weight storage trained through float32 master weights.
 
 The original course's entry points are here too: :func:`prune_weights_by_magnitude`,
 :func:`quantize_layer_weights`, :func:`calculate_sparsity`, :class:`DistillationLoss`,
@@ -29,6 +30,7 @@ True
 
 from .convert import calibration_inputs, flat_layers, fold_batchnorm, quantize_dynamic, quantize_layer_weights, quantize_static
 from .distillation import DistillationLoss, Distiller, distillation_loss
+from .half import HalfPrecision, MasterWeights, half_precision, master_weights_sgd
 from .memory import checkpoint_sequential
 from .observers import HistogramObserver, MinMaxObserver, Observer, PercentileObserver
 from .pruning import (
@@ -79,5 +81,5 @@ __all__ = [
     "quantize_static", "quantize_dynamic", "quantize_layer_weights", "fold_batchnorm", "calibration_inputs", "flat_layers",
     "save_quantized", "load_quantized", "architecture", "build_quantized",
     "distillation_loss", "DistillationLoss", "Distiller",
-    "checkpoint_sequential",
+    "checkpoint_sequential", "half_precision", "HalfPrecision", "MasterWeights", "master_weights_sgd",
 ]
