@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Callable
 
 import tinytorch as tt
-from tinytorch.core.compression import DynamicQuantizedDense, prune_channels, quantize_static
+from tinytorch.core.compression import DynamicQuantizedDense, fold_batchnorms, prune_channels, quantize_static
 
 from . import specs
 from .tinytorch_side import cnn, describe, pin_threads  # noqa: F401  (the worker calls pin_threads and describe)
 
 Run = Callable[[], object]
-#: conv2 and conv3 of the reference CNN, as layer indices, and the fraction of their channels removed
-CHANNELS_REMOVED = {4: 0.5, 8: 0.5}
+#: every convolution of the reference CNN (layer indices) and the fraction of its channels removed
+CHANNELS_REMOVED = {0: 0.5, 4: 0.5, 8: 0.5}
 
 
 def _forward(model: tt.Module, x: tt.Tensor) -> Run:
@@ -43,15 +43,18 @@ def calibrated_int8_cnn() -> tt.Module:
     return quantize_static(cnn().eval(), [specs.cnn_batch(64, seed)[0] for seed in (2, 3)])
 
 
-def cnn_forward(batch: int, variant: str) -> Run:
+def cnn_forward(batch: int, variant: str, folded: bool = False) -> Run:
     """The reference CNN in evaluation mode without a graph: ``"float32"``, ``"int8"`` (static int8)
-    or ``"channels_pruned"`` (half the channels of conv2 and conv3 removed)."""
+    or ``"channels_pruned"`` (half the channels of every convolution removed); with ``folded`` (float
+    variants) each batch norm folded into the convolution before it (``fold_batchnorms``)."""
     if variant == "int8":
         model = calibrated_int8_cnn()
     elif variant == "channels_pruned":
         model = prune_channels(cnn(), CHANNELS_REMOVED).eval()
     else:
         model = cnn().eval()
+    if folded:
+        model = fold_batchnorms(model)
     return _forward(model, tt.from_numpy(specs.cnn_batch(batch, seed=1)[0]))
 
 

@@ -21,6 +21,7 @@ from tinytorch.core.compression import (
     architecture,
     dequantize,
     fold_batchnorm,
+    fold_batchnorms,
     load_quantized,
     quantize_dynamic,
     quantize_layer_weights,
@@ -139,6 +140,25 @@ def test_fold_batchnorm_equals_conv_then_batchnorm():
         expected = model[1](model[0](x)).numpy()
     folded = kernels.conv2d_forward(x.numpy(), weight, bias, (1, 1), (1, 1))
     np.testing.assert_allclose(folded, expected, rtol=1e-4, atol=1e-5)
+
+
+@given(batch=st.integers(1, 3), channels=st.integers(1, 4), conv_bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_fold_batchnorms_computes_the_same_function_with_the_batch_norms_gone(batch, channels, conv_bias, seed):
+    tt.manual_seed(seed)
+    model = tt.Sequential(tt.Conv2D(2, channels, 3, padding=1, bias=conv_bias), tt.BatchNorm2D(channels), tt.ReLU(),
+                          tt.Sequential(tt.Flatten(), tt.Dense(channels * 16, 5), tt.BatchNorm1D(5)), tt.ReLU(),
+                          tt.BatchNorm1D(5), tt.Dense(5, 2))
+    for _ in range(2):  # running statistics away from 0 and 1
+        model(tt.randn(4, 2, 4, 4) * 3 + 1)
+    model.eval()
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    folded = fold_batchnorms(model)
+    assert [type(m).__name__ for m in folded] == ["Conv2D", "ReLU", "Flatten", "Dense", "ReLU", "BatchNorm1D", "Dense"]
+    assert folded[0].bias is not None and not folded.training
+    x = tt.randn(batch, 2, 4, 4)
+    with tt.no_grad():
+        np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())  # the original is untouched
 
 
 @pytest.mark.parametrize("observer", ["minmax", "percentile", "histogram"])

@@ -28,7 +28,7 @@ The original course's entry points are here too: :func:`prune_weights_by_magnitu
 True
 """
 
-from .convert import calibration_inputs, flat_layers, fold_batchnorm, quantize_dynamic, quantize_layer_weights, quantize_static
+from .convert import calibration_inputs, flat_layers, fold_batchnorm, fold_batchnorms, quantize_dynamic, quantize_layer_weights, quantize_static
 from .distillation import DistillationLoss, Distiller, distillation_loss
 from .half import HalfPrecision, MasterWeights, half_precision, master_weights_sgd
 from .memory import checkpoint_sequential
@@ -78,7 +78,7 @@ __all__ = [
     "Observer", "MinMaxObserver", "PercentileObserver", "HistogramObserver",
     "Quantize", "DeQuantize", "QuantizedConv2D", "QuantizedDense", "QuantizedMaxPool2D", "QuantizedFlatten",
     "QuantizedReLU", "DynamicQuantizedDense", "DynamicQuantizedConv2D",
-    "quantize_static", "quantize_dynamic", "quantize_layer_weights", "fold_batchnorm", "calibration_inputs", "flat_layers",
+    "quantize_static", "quantize_dynamic", "quantize_layer_weights", "fold_batchnorm", "fold_batchnorms", "calibration_inputs", "flat_layers",
     "save_quantized", "load_quantized", "architecture", "build_quantized",
     "distillation_loss", "DistillationLoss", "Distiller",
     "checkpoint_sequential", "half_precision", "HalfPrecision", "MasterWeights", "master_weights_sgd",

@@ -30,7 +30,7 @@ import numpy as np
 from .. import kernels
 from ..activations import ReLU
 from ..layers import Dense, Dropout, Flatten, Identity
-from ..module import Module
+from ..module import Module, Parameter
 from ..networks import Sequential
 from ..normalization import BatchNorm1D
 from ..spatial import BatchNorm2D, Conv2D, MaxPool2D
@@ -49,7 +49,7 @@ from .quantized import (
     QuantizedReLU,
 )
 
-__all__ = ["fold_batchnorm", "quantize_static", "quantize_dynamic", "quantize_layer_weights", "calibration_inputs",
+__all__ = ["fold_batchnorm", "fold_batchnorms", "quantize_static", "quantize_dynamic", "quantize_layer_weights", "calibration_inputs",
            "flat_layers"]
 
 SUPPORTED = "Conv2D, Dense, BatchNorm2D/BatchNorm1D after them, ReLU, MaxPool2D, Flatten, Dropout, Identity"
@@ -76,6 +76,43 @@ def fold_batchnorm(layer: Conv2D | Dense, bn: Module | None) -> tuple[np.ndarray
     folded_w = weight * gain.reshape((-1,) + (1,) * (weight.ndim - 1))
     folded_b = ((0.0 if bias is None else bias) - bn.running_mean.data.astype(np.float64)) * gain + shift
     return folded_w.astype(np.float32), folded_b.astype(np.float32)
+
+
+def fold_batchnorms(model: Module) -> Sequential:
+    """A float copy of ``model`` for inference, every BatchNorm folded into the Conv2D or Dense before it.
+
+    Batch norm in evaluation is a fixed per-channel affine map (see :func:`fold_batchnorm`), so
+    the folded model computes the same function with one layer fewer per block: the batch norm's
+    pass over the activations is gone. ``model`` is left as it was; the copy is in evaluation
+    mode (it has no batch statistics to train with). Nested Sequentials are flattened.
+
+    Parameters
+    ----------
+    model : Module
+        A Sequential (or one layer); a batch norm that does not follow a Conv2D/Dense stays.
+
+    Returns
+    -------
+    Sequential
+    """
+    layers = flat_layers(model)
+    folded: list[Module] = []
+    i = 0
+    while i < len(layers):
+        layer = copy.deepcopy(layers[i])
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        bn_kind = BatchNorm2D if isinstance(layer, Conv2D) else BatchNorm1D if isinstance(layer, Dense) else None
+        if bn_kind is not None and isinstance(after, bn_kind):
+            weight, bias = fold_batchnorm(layers[i], after)
+            layer.weight.data = weight
+            if layer.bias is None:
+                layer.register_parameter("bias", Parameter(bias))
+            else:
+                layer.bias.data = bias
+            i += 1
+        folded.append(layer)
+        i += 1
+    return Sequential(*folded).eval()
 
 
 # -- the folded float model ---------------------------------------------------------------------------
