@@ -109,6 +109,19 @@ def conv2d_inputs(kernel: str, x, weight, stride, padding):
     return x, weight, stride, padding, out_size
 
 
+def conv2d_fused_inputs(kernel: str, x, weight, stride, padding, pool):
+    """Check a fused convolution's inputs (as :func:`conv2d_inputs`) and its max-pool window.
+
+    The pool is non-overlapping and unpadded: windows of ``pool`` (>= 1 each, at most the
+    convolution's output) taken ``pool`` apart. Returns ``(x, weight, stride, padding, (Ho, Wo),
+    pool, (Hq, Wq))``, (Ho, Wo) the convolution's output size and (Hq, Wq) the pooled one.
+    """
+    x, weight, stride, padding, out_size = conv2d_inputs(kernel, x, weight, stride, padding)
+    pool = int_pair(kernel, "pool", pool, 1)
+    pooled = window_output_size(kernel, out_size, pool, pool, (0, 0))
+    return x, weight, stride, padding, out_size, pool, pooled
+
+
 def pool_geometry(kernel: str, input_shape, window, stride, padding):
     """Check a pooling window over an (N, C, H, W) input; returns ``(window, stride, padding, (Ho, Wo))``."""
     if min(input_shape[2:]) < 1:

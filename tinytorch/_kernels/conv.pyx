@@ -23,7 +23,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from .loops cimport sum_of
-from .contracts import channel_vector, conv2d_inputs, float_input, same_shape
+from .contracts import channel_vector, conv2d_fused_inputs, conv2d_inputs, float_input, same_shape
 from .workspace import scratch
 
 
@@ -131,6 +131,78 @@ cdef void _unpack_output(const floating[:, ::1] product, const floating[::1] bia
             dst[q] = src[q] + b
 
 
+cdef inline bint _beats(floating v, floating best) noexcept nogil:
+    # v replaces the running maximum when larger, or when it is a NaN and the maximum is not yet one
+    # (so a NaN propagates, as in maxpool2d_forward). Written as pool.pyx's _beats: the select form
+    # GCC vectorises, where a branch would be mispredicted half the time on real activations.
+    return (v > best) if v == v else (best == best)
+
+
+cdef inline void _bias_relu_span(const floating* src, floating* dst, Py_ssize_t count, floating b,
+                                 bint relu) noexcept nogil:
+    cdef Py_ssize_t q
+    cdef floating v
+    if relu:  # two loops, so that neither tests the flag per element
+        for q in range(count):
+            v = src[q] + b
+            dst[q] = 0 if v <= 0 else v  # a NaN fails the test and passes through, as in relu_forward
+    else:
+        for q in range(count):
+            dst[q] = src[q] + b
+
+
+cdef inline void _pool2x2_row(const floating* upper, const floating* lower, floating* dst, Py_ssize_t wq,
+                              floating b, bint relu) noexcept nogil:
+    # One pooled row of a 2x2 window: the maxima of the two rows' column pairs, then of those two.
+    # The bias is added after the maximum: rounding is monotonic, so max(a) + b == max(a + b) exactly,
+    # and ReLU commutes with the maximum too.
+    cdef Py_ssize_t j
+    cdef floating m1, m2, v
+    for j in range(wq):
+        m1 = upper[2 * j + 1] if _beats(upper[2 * j + 1], upper[2 * j]) else upper[2 * j]
+        m2 = lower[2 * j + 1] if _beats(lower[2 * j + 1], lower[2 * j]) else lower[2 * j]
+        v = (m2 if _beats(m2, m1) else m1) + b
+        dst[j] = v if not relu else (0 if v <= 0 else v)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+cdef void _unpack_relu_pool(const floating[:, ::1] product, const floating[::1] bias, bint has_bias, bint relu,
+                            Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t ph, Py_ssize_t pw,
+                            floating[:, :, :, ::1] out) noexcept nogil:
+    # out[n, f, i, j] = relu(max of the (ph, pw) window at (i ph, j pw) of product[f, n*P:(n+1)*P] + bias[f]):
+    # the product's (Ho, Wo) plane is read once and only the pooled plane is written, where the
+    # unfused layers write and read the full plane three more times (batch norm, ReLU, pool).
+    cdef Py_ssize_t n = out.shape[0], f = out.shape[1], hq = out.shape[2], wq = out.shape[3]
+    cdef Py_ssize_t p = ho * wo, task, ni, fi, i, j, a, c
+    cdef floating b, best, v
+    cdef const floating* plane
+    cdef const floating* row
+    cdef floating* dst
+    for task in prange(n * f, schedule="static"):
+        ni = task // f
+        fi = task - ni * f
+        b = bias[fi] if has_bias else 0
+        plane = &product[fi, ni * p]
+        dst = &out[ni, fi, 0, 0]
+        if ph == 1 and pw == 1:
+            _bias_relu_span(plane, dst, p, b, relu)
+        elif ph == 2 and pw == 2:
+            for i in range(hq):
+                _pool2x2_row(plane + 2 * i * wo, plane + (2 * i + 1) * wo, dst + i * wq, wq, b, relu)
+        else:
+            for i in range(hq):
+                for j in range(wq):
+                    best = plane[i * ph * wo + j * pw]
+                    for a in range(ph):
+                        row = plane + (i * ph + a) * wo + j * pw
+                        for c in range(pw):
+                            best = row[c] if _beats(row[c], best) else best
+                    v = best + b
+                    dst[i * wq + j] = v if not relu else (0 if v <= 0 else v)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _pack_grad(const floating[:, :, ::1] grad_out, floating[:, ::1] packed, floating[::1] grad_bias,
@@ -196,6 +268,30 @@ def conv2d_forward(x, weight, bias, stride, padding):
         _unpack_output[float](product, bias, has_bias, out3)
     else:
         _unpack_output[double](product, bias, has_bias, out3)
+    return out
+
+
+def conv2d_fused_forward(x, weight, bias, stride, padding, relu=False, pool=(1, 1)):
+    kernel = "conv2d_fused_forward"
+    x, weight, stride, padding, (ho, wo), pool, (hq, wq) = conv2d_fused_inputs(kernel, x, weight, stride, padding, pool)
+    n, c, h, w = x.shape
+    f, _, kh, kw = weight.shape
+    has_bias = bias is not None
+    bias = channel_vector(kernel, "bias", bias, f, x.dtype) if has_bias else np.zeros(0, x.dtype)
+    out = np.empty((n, f, hq, wq), dtype=x.dtype)
+    if out.size == 0:
+        return out
+    if _covers_input(x, weight, padding):  # a 1x1 output: the pool window can only be 1x1 too
+        product = np.matmul(weight.reshape(f, -1), x.reshape(n, -1).T)  # (F, N)
+    else:
+        cols = scratch("conv.cols", (c * kh * kw, n * ho * wo), x.dtype)
+        _im2col_into(kernel, x, cols, (kh, kw), stride, padding, (ho, wo))
+        product = scratch("conv.product", (f, n * ho * wo), x.dtype)
+        np.matmul(weight.reshape(f, -1), cols, out=product)
+    if x.dtype == np.float32:
+        _unpack_relu_pool[float](product, bias, has_bias, relu, ho, wo, pool[0], pool[1], out)
+    else:
+        _unpack_relu_pool[double](product, bias, has_bias, relu, ho, wo, pool[0], pool[1], out)
     return out
 
 

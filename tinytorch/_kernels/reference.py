@@ -22,6 +22,7 @@ from .contracts import (
     argmax_input,
     batchnorm_inputs,
     channel_vector,
+    conv2d_fused_inputs,
     conv2d_inputs,
     epsilon,
     float_input,
@@ -45,6 +46,7 @@ __all__ = [
     "log_softmax_backward",
     "conv2d_forward",
     "conv2d_backward",
+    "conv2d_fused_forward",
     "maxpool2d_forward",
     "maxpool2d_backward",
     "avgpool2d_forward",
@@ -167,6 +169,27 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, s
     if bias is not None:
         out += channel_vector("conv2d_forward", "bias", bias, weight.shape[0], x.dtype)[:, None, None]
     return np.ascontiguousarray(out)
+
+
+def conv2d_fused_forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride, padding, relu: bool = False, pool=(1, 1)
+) -> np.ndarray:
+    """A convolution, then ReLU (when ``relu``), then a max-pool, in one call: an evaluation-mode block.
+
+    x, weight, bias, stride, padding: as for :func:`conv2d_forward` (a batch norm in evaluation mode is
+    folded into weight and bias by the caller). ``pool`` (ph, pw): non-overlapping, unpadded max-pool
+    windows, (1, 1) for none, at most the convolution's (Ho, Wo). Returns (N, F, Ho // ph, Wo // pw):
+    out[n, f, i, j] = max over a < ph, b < pw of relu(conv[n, f, i ph + a, j pw + b]), NaN propagating
+    as in ``relu_forward`` and ``maxpool2d_forward``; trailing rows and columns that fill no window are dropped.
+    """
+    kernel = "conv2d_fused_forward"
+    x, weight, stride, padding, _, pool, (hq, wq) = conv2d_fused_inputs(kernel, x, weight, stride, padding, pool)
+    out = conv2d_forward(x, weight, bias, stride, padding)
+    if relu:
+        out = np.maximum(out, 0)
+    n, f = out.shape[:2]
+    windows = out[:, :, : hq * pool[0], : wq * pool[1]].reshape(n, f, hq, pool[0], wq, pool[1])
+    return np.ascontiguousarray(windows.max(axis=(3, 5)))
 
 
 def conv2d_backward(

@@ -150,6 +150,13 @@ def _conv_backward(inputs: tuple, grad: Shape, computed: tuple) -> int:
     return _product_backward(inputs, grad, computed, math.prod(inputs[1][1:]))
 
 
+def _fused_conv_forward(inputs: tuple, out: Shape) -> int:
+    # The output may be pooled, so the product's size comes from the input: the fused op runs only
+    # on convolutions that keep the input's (H, W) (stride 1, "same" padding; Conv2D.eval_fusion).
+    x, weight = inputs[0], inputs[1]
+    return 2 * x[0] * weight[0] * x[2] * x[3] * math.prod(weight[1:])
+
+
 def _attention_sizes(inputs: tuple) -> tuple[int, int, int]:
     """(batch * L * S, E, Ev) of an attention call; a packed (B, L, 3E) projection comes with k = v = None."""
     q, k, v = inputs[:3]
@@ -179,6 +186,7 @@ FLOP_FORMULAS: dict[str, FlopFormula] = {
     "MatMul": FlopFormula(_linear_forward, _linear_backward),  # 2 * outputs * K, K = a's last axis
     "LinearFunction": FlopFormula(_linear_forward, _linear_backward),
     "Conv2DFunction": FlopFormula(_conv_forward, _conv_backward),
+    "FusedConv2DFunction": FlopFormula(_fused_conv_forward, _conv_backward),  # evaluation only: never a backward
     "ScaledDotProductAttentionFunction": FlopFormula(_attention_forward, _attention_backward),
     "MultiHeadAttentionFunction": FlopFormula(_attention_forward, _attention_backward),
 }

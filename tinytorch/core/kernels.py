@@ -220,6 +220,15 @@ def unregister(names: list[str] | None = None) -> None:
         _overrides.pop(k, None)
 
 
+def registered(*names: str) -> bool:
+    """True when a kernel registered with :func:`register` replaces any of ``names``.
+
+    A layer with a fused fast path asks this first: a student's ``relu_forward`` must run where
+    the model has a ReLU, not be skipped by a kernel that does the ReLU itself.
+    """
+    return any(name in _overrides for name in names)
+
+
 def _resolve(name: str) -> tuple[Callable, str]:
     if name in _overrides:
         return _overrides[name]

@@ -325,6 +325,27 @@ class BatchNorm(Module):
             eps=self.eps,
         )
 
+    def eval_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """The per-channel ``(scale, shift)`` of evaluation mode's map ``y = x * scale + shift``.
+
+        With running statistics, BatchNorm in evaluation is a fixed affine map per channel:
+        ``scale = gamma / sqrt(running_var + eps)`` and ``shift = beta - running_mean * scale``, so a
+        layer before it can absorb it (a convolution scales each filter by ``scale``). Computed in
+        float64 from the current statistics, returned in the layer's dtype. Raises ValueError when
+        the layer keeps no running statistics (it then normalises with each batch's own).
+        """
+        if not self.track_running_stats:
+            raise ValueError(f"{self.label()}.eval_affine: the layer keeps no running statistics, so its evaluation "
+                             "mode normalises with each batch's own and is no fixed map")
+        dtype = self.running_mean.dtype
+        scale = 1.0 / np.sqrt(self.running_var.data.astype(np.float64) + self.eps)
+        shift = np.zeros_like(scale)
+        if self.affine:
+            scale = scale * self.weight.data
+            shift = self.bias.data.astype(np.float64)
+        shift = shift - self.running_mean.data * scale
+        return scale.astype(dtype), shift.astype(dtype)
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import autograd, kernels
+from .activations import ReLU
 from .autograd import Function
 from .exercises import exercise
 from .init import default_weight_init_
@@ -151,6 +152,22 @@ class Conv2DFunction(Function):
         )
 
 
+class FusedConv2DFunction(Function):
+    """Evaluation only: a convolution, then ReLU and a max-pool, in one kernel call (``kernels.conv2d_fused_forward``).
+
+    A batch norm in evaluation mode comes folded into ``weight`` and ``bias`` (see
+    :meth:`Conv2D.eval_fusion`). It runs only when no graph is recorded, so it has no backward.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, relu, pool):
+        return kernels.conv2d_fused_forward(np.ascontiguousarray(x), weight, bias, stride, padding, relu=relu, pool=pool)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("FusedConv2DFunction runs only without a graph (evaluation, no gradient), so it has no backward")
+
+
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1, padding: IntPair = 0) -> Tensor:
     """2-D convolution (cross-correlation, as every framework computes it) of (N, C, H, W) input.
 
@@ -225,11 +242,77 @@ class Conv2D(Module):
     def reset_parameters(self) -> None:
         default_weight_init_(self.weight, self.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, fuse: tuple[Module, ...] = ()) -> Tensor:
+        """The convolution of ``x``; with ``fuse``, also the layers that follow it (see :meth:`eval_fusion`)."""
         x = as_input(self, x, self.weight.dtype)
         _check_image(self.label(), x.shape, self.in_channels)
         _output_hw(self.label(), x.shape, self.kernel_size, self.stride, self.padding)
+        if fuse:
+            return self._fused_forward(x, fuse)
         return Conv2DFunction.apply(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+
+    def eval_fusion(self, x: Any, following: list[Module]) -> int:
+        """How many of the layers right after this one (``following``) can run fused with it on ``x``.
+
+        In evaluation, without a graph, a block Conv2D -> BatchNorm2D -> ReLU -> MaxPool2D (each of the
+        last three optional, in this order) is one kernel call: the batch norm's fixed affine map is
+        folded into the filters and bias (recomputed on every call, so it always follows the current
+        weights and running statistics: it costs one pass over the filters), ReLU and the pool are
+        applied while the convolution's output is unpacked, and the full-size activations are never
+        written. Sequential asks this of each Conv2D and, when the answer is k > 0, calls
+        ``conv(x, fuse=following[:k])`` instead of the k + 1 layers one by one; the profiler then
+        shows one ``FusedConv2DFunction`` op inside ``Conv2D.forward``.
+
+        It answers 0 (run the layers one by one, exactly as written) when a graph is being recorded
+        (training, or gradients wanted for the input or the parameters), in training mode, for a
+        subclass that defines its own forward, when a student's kernel replaces one of the fused
+        layers' kernels (their code must run), or for a convolution that changes the image size
+        (stride or padding other than "same": the FLOP counter derives the product's size from the
+        input's). The fused layers must be exactly BatchNorm2D (with running statistics), ReLU and
+        MaxPool2D with non-overlapping, unpadded windows.
+        """
+        if self.training or type(self).forward is not Conv2D.forward:
+            return 0
+        if kernels.registered("conv2d_forward", "batchnorm_forward_eval", "relu_forward", "maxpool2d_forward"):
+            return 0
+        if self.stride != (1, 1) or any(2 * p != k - 1 for p, k in zip(self.padding, self.kernel_size)):
+            return 0
+        fused = 0
+        layer = following[0] if following else None
+        if type(layer) is BatchNorm2D and self._absorbs(layer):
+            fused += 1
+            layer = following[fused] if len(following) > fused else None
+        if type(layer) is ReLU:
+            fused += 1
+            layer = following[fused] if len(following) > fused else None
+        hw = np.shape(getattr(x, "data", x))[2:]
+        if type(layer) is MaxPool2D and layer.stride == layer.kernel_size and layer.padding == (0, 0) and len(hw) == 2 \
+                and all(k <= s for k, s in zip(layer.kernel_size, hw)):
+            fused += 1
+        if fused and autograd.is_grad_enabled() and (getattr(x, "requires_grad", False) or any(
+                p.requires_grad for layer in (self, *following[:fused]) for p in layer.parameters())):
+            return 0  # a graph is being recorded: the layers' own ops must record it
+        return fused
+
+    def _absorbs(self, bn: BatchNorm) -> bool:
+        """True when ``bn`` in evaluation mode is a fixed per-channel map of this layer's output, of its dtype."""
+        return (not bn.training and bn.track_running_stats and bn.num_features == self.out_channels
+                and bn.running_mean.dtype == self.weight.dtype and bn.running_var.dtype == self.weight.dtype
+                and (not bn.affine or (bn.weight.dtype == self.weight.dtype and bn.bias.dtype == self.weight.dtype)))
+
+    def _fused_forward(self, x: Tensor, fuse: tuple[Module, ...]) -> Tensor:
+        weight = self.weight.data
+        bias = None if self.bias is None else self.bias.data
+        layers = list(fuse)
+        if layers and isinstance(layers[0], BatchNorm):
+            scale, shift = layers.pop(0).eval_affine()
+            weight = weight * scale.reshape(-1, 1, 1, 1)
+            bias = shift if bias is None else bias * scale + shift
+        relu = bool(layers) and isinstance(layers[0], ReLU)
+        if relu:
+            layers.pop(0)
+        pool = layers.pop(0).kernel_size if layers else (1, 1)
+        return FusedConv2DFunction.apply(x, weight, bias, stride=self.stride, padding=self.padding, relu=relu, pool=pool)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}"
