@@ -121,26 +121,6 @@ cdef int _col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] gx, Py_ssiz
     return status
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-@cython.cdivision(True)
-cdef void _unpack_output(const floating[:, ::1] product, const floating[::1] bias, bint has_bias,
-                         floating[:, :, ::1] out) noexcept nogil:
-    # out[n, f, :] = product[f, n*P : (n+1)*P] + bias[f]: (F, N*P) back to NCHW order.
-    cdef Py_ssize_t n = out.shape[0], f = out.shape[1], p = out.shape[2], task, ni, fi, q
-    cdef floating b
-    cdef const floating* src
-    cdef floating* dst
-    for task in prange(n * f, schedule="static"):
-        ni = task // f
-        fi = task - ni * f
-        b = bias[fi] if has_bias else 0
-        src = &product[fi, ni * p]
-        dst = &out[ni, fi, 0]
-        for q in range(p):
-            dst[q] = src[q] + b
-
-
 cdef inline bint _beats(floating v, floating best) noexcept nogil:
     # v replaces the running maximum when larger, or when it is a NaN and the maximum is not yet one
     # (so a NaN propagates, as in maxpool2d_forward). Written as pool.pyx's _beats: the select form
@@ -273,11 +253,10 @@ def conv2d_forward(x, weight, bias, stride, padding):
     _im2col_into("conv2d_forward", x, cols, (kh, kw), stride, padding, (ho, wo))
     product = scratch("conv.product", (f, n * ho * wo), x.dtype)
     np.matmul(weight.reshape(f, -1), cols, out=product)
-    out3 = out.reshape(n, f, ho * wo)
-    if x.dtype == np.float32:
-        _unpack_output[float](product, bias, has_bias, out3)
+    if x.dtype == np.float32:  # back to NCHW with the bias added: the fused unpacking, without ReLU or pool
+        _unpack_relu_pool[float](product, bias, has_bias, False, ho, wo, 1, 1, out)
     else:
-        _unpack_output[double](product, bias, has_bias, out3)
+        _unpack_relu_pool[double](product, bias, has_bias, False, ho, wo, 1, 1, out)
     return out
 
 
