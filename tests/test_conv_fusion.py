@@ -74,18 +74,6 @@ def test_fused_kernel_rejects_a_pool_larger_than_the_convolution_output(implemen
         implementation.conv2d_fused_forward(x, weight, None, (1, 1), (0, 0), True, (2, 2))
 
 
-def test_fused_kernel_takes_a_large_batch_in_slices_with_the_same_result():
-    # 16 channels in and out of 32x32 images: ~0.65 MB of columns and product per image, so the
-    # compiled kernel takes 25 images in slices (the last one shorter) instead of all at once.
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((25, 16, 32, 32)).astype(np.float32)
-    weight, bias = rng.standard_normal((16, 16, 3, 3)).astype(np.float32), rng.standard_normal(16).astype(np.float32)
-    per_image = (16 * 9 + 16) * 32 * 32 * x.itemsize
-    assert 25 * per_image > compiled.FUSED_CHUNK_BYTES > per_image
-    assert_close(compiled.conv2d_fused_forward(x, weight, bias, (1, 1), (1, 1), True, (2, 2)),
-                 reference.conv2d_fused_forward(x, weight, bias, (1, 1), (1, 1), True, (2, 2)), "conv2d_fused_forward", 144)
-
-
 def test_fused_kernel_results_never_alias_the_reused_workspace():
     rng = np.random.default_rng(0)
     x1, x2 = rng.standard_normal((2, 2, 3, 8, 8)).astype(np.float32)
