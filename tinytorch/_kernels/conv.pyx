@@ -13,6 +13,10 @@ Cython does what BLAS cannot: copy the windows out (im2col), move the product in
 with the bias added, and add window gradients back onto the input (col2im), each loop parallel
 over rows or image planes. ``cols`` and ``g`` live in reused scratch buffers (see workspace.py);
 everything returned is freshly allocated.
+
+The evaluation-mode ``conv2d_fused_forward`` unpacks the product straight into the ReLU'd and
+max-pooled output (a batch norm comes folded into the filters), so the full-size activations are
+never written; ``conv2d_forward`` uses the same unpacking without ReLU and pool.
 """
 
 import numpy as np
