@@ -261,15 +261,3 @@ def cnn_profile(batch: int, steps: int = 5, top: int = 14) -> str:
         lines.append(f"| `{e.code.co_qualname}` ({where}) | {e.callcount / steps:g} | {e.inlinetime / steps * 1e3:.2f} | "
                      f"{e.inlinetime / total:.0%} |")
     return "\n".join(lines)
-
-
-def cnn_inference_profile(batch: int, batches: int = 3) -> str:
-    """Where an inference batch spends its time: TinyTorch's op profiler (its per-op table), in text."""
-    run = cnn_inference("compiled", batch)
-    for _ in range(2):
-        run()
-    with tt.profiler.profile() as prof:
-        for _ in range(batches):
-            run()
-    return (f"TinyTorch's op profiler over {batches} inference batches of {batch} (evaluation mode, no graph; "
-            "times are totals over the batches):\n\n```\n" + prof.key_averages().table(sort_by="self_cpu_time_total") + "\n```")

@@ -12,9 +12,7 @@ ReLU, Dense 256 -> 10. Both frameworks load the same initial weights.
 3. **Same losses**: the first two training losses of each, from the same weights and batch.
 4. **Peak memory of training**, the same measurement (``memory.py``) for both, each in a fresh
    process; for TinyTorch also tracemalloc's view of one step.
-5. **Profile**: where TinyTorch's step spends its time (cProfile, in its own process), and where an
-   inference batch does (the op profiler's per-op table: the fused Conv2D -> BatchNorm2D -> ReLU ->
-   MaxPool2D blocks show as ``FusedConv2DFunction``).
+5. **Profile**: where TinyTorch's step spends its time (cProfile, in its own process).
 
 ``--reference`` adds TinyTorch on its NumPy reference kernels as a third implementation (slow).
 Results: stdout, ``benchmarks/results/<NAME>.md`` and ``.json`` (default ``training_step``).
@@ -78,7 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     traced = call_in_fresh_process("benchmarks.tinytorch_side:cnn_step_tracemalloc", threads, batch=TRAIN_BATCH)
     log("profiling")
     profile = call_in_fresh_process("benchmarks.tinytorch_side:cnn_profile", threads, batch=TRAIN_BATCH)
-    inference_profile = call_in_fresh_process("benchmarks.tinytorch_side:cnn_inference_profile", threads, batch=INFER_BATCH)
 
     memory_ratio = rss["tinytorch"]["peak_mib"] / rss["torch"]["peak_mib"]
     same = "; ".join(f"step {i + 1}: TinyTorch {a:.6f}, PyTorch {b:.6f}"
@@ -105,10 +102,6 @@ def main(argv: list[str] | None = None) -> None:
             "## Profile",
             "",
             profile,
-            "",
-            "## Inference profile",
-            "",
-            inference_profile,
         ]
     )
     print(format_table(results))
