@@ -9,6 +9,10 @@ Tensor([2., 4., 6.])
 
 __version__ = "0.1.0"
 
+from .core.allocator import tune_allocator as _tune_allocator
+
+_tune_allocator()  # keep freed large arrays for reuse instead of faulting fresh pages every step (see the module)
+
 from .core.autograd import checkpoint, enable_grad, is_grad_enabled, no_grad
 from .core.random import get_rng_state, manual_seed, set_rng_state
 from .core.tensor import (
