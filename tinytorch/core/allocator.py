@@ -17,9 +17,7 @@ memory-tight machine). Other C libraries (macOS, musl, Windows) are left as they
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
 __all__ = ["tune_allocator", "allocator_policy", "MMAP_THRESHOLD", "TRIM_THRESHOLD"]
 
@@ -37,11 +35,15 @@ def tune_allocator() -> str:
     global _policy
     if _policy != "system" or os.environ.get("TINYTORCH_MALLOC", "").lower() == "system":
         return _policy
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):  # glibc answers "glibc 2.x"; other C libraries do not
+            return _policy
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows) or no such name (macOS, musl)
         return _policy
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The symbols already loaded into this process, glibc's among them (find_library would spawn
+        # a subprocess and cost ~20 ms of every import).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # no C library to ask: keep its defaults
         return _policy
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
