@@ -56,7 +56,7 @@ def test_round_trip_rebuilds_the_same_model(tmp_path):
 
 
 def test_an_int8_model_packages_with_int8_weights_and_comes_back_exactly(tmp_path):
-    from safetensors.numpy import load_file
+    from safetensors.numpy import load_file, save_file
 
     from tinytorch.core.compression import quantize_static
 
@@ -76,10 +76,8 @@ def test_an_int8_model_packages_with_int8_weights_and_comes_back_exactly(tmp_pat
     assert repr(loaded.model) == repr(quantized)
     assert np.array_equal(loaded.predict(x), outputs(quantized, x))
     stored[next(n for n in stored if n.endswith(".weight_scale"))] = np.ones(1, np.float64)  # a float64 scale
-    from safetensors.numpy import save_file
-
     save_file(stored, str(folder / WEIGHTS))
-    rewrite_manifest(folder, lambda m: m["files"][WEIGHTS].update(sha256=hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()))
+    rehash(folder, WEIGHTS)
     with pytest.raises(PackageError, match=r"weight_scale has dtype float64; a quantized model holds float32 or int8"):
         load_package(folder)
 

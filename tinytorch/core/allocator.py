@@ -47,8 +47,8 @@ def tune_allocator() -> str:
     except (OSError, AttributeError):  # no C library to ask: keep its defaults
         return _policy
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    mmap = MMAP_THRESHOLD if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) else OLD_GLIBC_MMAP_MAX
-    if mmap == OLD_GLIBC_MMAP_MAX and not mallopt(M_MMAP_THRESHOLD, OLD_GLIBC_MMAP_MAX):
+    mmap = next((size for size in (MMAP_THRESHOLD, OLD_GLIBC_MMAP_MAX) if mallopt(M_MMAP_THRESHOLD, size)), None)
+    if mmap is None:
         return _policy
     if mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD):
         _policy = f"glibc: heap for blocks up to {mmap >> 20} MiB, keeps {TRIM_THRESHOLD >> 20} MiB freed"
