@@ -50,13 +50,17 @@ def _machine() -> str:
 
 
 def record_run(out: Path, title: str, setup: str, model: tt.Module, history: dict, test: dict,
-               test_loader, test_labels: np.ndarray, classes: tuple, seconds: dict, notes: list[str] = ()) -> str:
+               test_loader, test_labels: np.ndarray, classes: tuple, seconds: dict, notes: list[str] = (),
+               predicted: np.ndarray | None = None) -> str:
     """Write README.md, history.json and training_curve.png into ``out``; return the report's text.
 
-    ``notes`` are more lines for the report's list (how the run was distributed, say).
+    ``notes`` are more lines for the report's list (how the run was distributed, say). The confusion
+    matrix counts ``predicted`` classes when given (predictions made another way, with test-time
+    augmentation say), else the model's predictions on ``test_loader``.
     """
     out.mkdir(parents=True, exist_ok=True)
-    matrix = compute_confusion_matrix(test_labels, predictions(model, test_loader), num_classes=len(classes))
+    matrix = compute_confusion_matrix(
+        test_labels, predictions(model, test_loader) if predicted is None else predicted, num_classes=len(classes))
     used = resources()
     lines = [
         f"# {title}",

@@ -292,3 +292,28 @@ def test_init_is_reproducible_with_manual_seed():
     b = tt.Dense(20, 10).weight.data.copy()
     assert np.array_equal(a, b)
     assert not np.array_equal(a, tt.Dense(20, 10).weight.data)
+
+
+@pytest.mark.parametrize("shape, groups", [((6, 4, 3, 3), 1), ((4, 6, 3, 3), 1), ((8, 2, 3, 3), 2), ((5, 5, 3), 1),
+                                           ((4, 4, 3, 3, 3), 1), ((6, 3, 2, 2), 3)])
+def test_dirac_matches_pytorch(shape, groups, torch):
+    w = tt.tensor(np.random.randn(*shape).astype(np.float32))
+    assert init.dirac_(w, groups) is w
+    expected = torch.nn.init.dirac_(torch.empty(shape), groups)
+    np.testing.assert_array_equal(w.data, expected.numpy())
+
+
+def test_dirac_conv_passes_its_input_through():
+    conv = tt.Conv2D(4, 6, kernel_size=3, padding=1, bias=False)
+    init.dirac_(conv.weight)
+    x = np.random.randn(2, 4, 5, 5).astype(np.float32)
+    out = conv(tt.tensor(x)).data
+    np.testing.assert_array_equal(out[:, :4], x)
+    np.testing.assert_array_equal(out[:, 4:], 0)
+
+
+def test_dirac_rejects_what_is_not_a_grouped_conv_weight():
+    with pytest.raises(ValueError, match=r"init.dirac_: expected a 3-, 4- or 5-D convolution weight, got shape \(3, 3\)"):
+        init.dirac_(tt.zeros(3, 3))
+    with pytest.raises(ValueError, match="5 output channels do not split into groups=2"):
+        init.dirac_(tt.zeros(5, 2, 3, 3), groups=2)

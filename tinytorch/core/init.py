@@ -173,6 +173,29 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a convolution weight ``(out, in, *kernel)`` so that the layer passes its input through.
+
+    Output channel ``i`` of each of the ``groups`` copies 1 at the kernel's centre for input channel
+    ``i`` and 0 elsewhere, for ``i < min(out // groups, in)``; the remaining output channels are
+    zero. An identity-initialised 3x3 convolution (``padding=1``) starts as a residual connection
+    that training moves away from (PyTorch's ``nn.init.dirac_``).
+    """
+    _check(tensor)
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"init.dirac_: expected a 3-, 4- or 5-D convolution weight, got shape {tensor.shape}")
+    out_channels, in_channels = tensor.shape[:2]
+    if groups < 1 or out_channels % groups:
+        raise ValueError(f"init.dirac_: {out_channels} output channels do not split into groups={groups}")
+    per_group = out_channels // groups
+    values = np.zeros(tensor.shape, dtype=tensor.dtype)
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        for i in range(min(per_group, in_channels)):
+            values[(g * per_group + i, i, *centre)] = 1
+    return _fill(tensor, values)
+
+
 def default_weight_init_(weight: Tensor, bias: Tensor | None) -> None:
     """PyTorch's default for Dense and Conv2D: weight Kaiming-uniform with ``a=sqrt(5)``, bias U(±1/sqrt(fan_in))."""
     bound = kaiming_uniform_bound(calculate_fan_in_and_fan_out(weight.shape)[0], a=math.sqrt(5))
