@@ -1,11 +1,12 @@
-"""The README's speed table, generated from the recorded benchmark results (never copied by hand).
+"""The README's speed and profiler tables, generated from the recorded results (never copied by hand).
 
-    python -m benchmarks.readme_table            # rewrite the table in README.md from benchmarks/results/*.json
-    python -m benchmarks.readme_table --check    # exit 1 if README.md's table differs from the records
+    python -m benchmarks.readme_table            # rewrite both tables in README.md from their records
+    python -m benchmarks.readme_table --check    # exit 1 if README.md's tables differ from the records
 
-The table sits between two marker lines in README.md; everything else in the README is left alone.
-Each row names a recorded case and the comparisons it shows; a case missing from the records is
-an error, so a renamed case cannot leave a stale figure behind.
+The speed table comes from benchmarks/results/*.json, the profiler table (``profile_table``) from
+examples/results/profile_cifar10/profile.json. Each table sits between two marker lines in README.md;
+everything else in the README is left alone. Each row names a recorded case (or op) and the figures
+it shows; one missing from the records is an error, so a renamed case cannot leave a stale figure behind.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from tinytorch.core.atomic_write import write_text_atomic
+
+from . import profile_table
 from .harness import PROJECT_ROOT, RESULTS_DIR
 
 README = PROJECT_ROOT / "README.md"
@@ -102,11 +106,18 @@ def table(directory: Path = RESULTS_DIR) -> str:
 
 
 def replace_block(text: str, block: str) -> str:
-    """``text`` with the part from BEGIN to END replaced by ``block``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise SystemExit(f"readme_table: README.md lacks the marker lines {BEGIN!r} ... {END!r}")
-    return text[:start] + block + text[end + len(END):]
+    """``text`` with the part between ``block``'s first and last lines (its two markers) replaced by ``block``."""
+    begin, end = block.split("\n", 1)[0], block.rsplit("\n", 1)[-1]
+    start = text.find(begin)
+    stop = text.find(end, start)
+    if start < 0 or stop < 0:
+        raise SystemExit(f"readme_table: README.md lacks the marker lines {begin!r} ... {end!r}")
+    return text[:start] + block + text[stop + len(end):]
+
+
+def readme_text(current: str) -> str:
+    """README.md's text ``current`` with both generated tables rendered afresh from their records."""
+    return replace_block(replace_block(current, table()), profile_table.table(profile_table.load()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,17 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when README.md is stale")
     args = parser.parse_args(argv)
     current = README.read_text(encoding="utf-8")
-    wanted = replace_block(current, table())
+    wanted = readme_text(current)
     if args.check:
         if wanted != current:
-            print("README.md's speed table differs from benchmarks/results; run python -m benchmarks.readme_table",
+            print("README.md's speed or profiler table differs from the records; run python -m benchmarks.readme_table",
                   file=sys.stderr)
             return 1
         return 0
     if wanted != current:
-        temporary = README.with_name(".README.md.tmp")
-        temporary.write_text(wanted, encoding="utf-8")
-        temporary.replace(README)
+        write_text_atomic(README, wanted)
     return 0
 
 
