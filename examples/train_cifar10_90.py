@@ -230,14 +230,15 @@ def tta_logits(model: Module, images: np.ndarray, level: int, batch_size: int = 
 
 
 def param_groups(model: Module, lr: float, weight_decay: float) -> list[dict]:
-    """The batch norms' shifts at BIAS_SCALER times the rate (with the same decay per step); the rest as given."""
+    """Two groups: the trainable weights at ``lr``, and the batch norms' shifts at BIAS_SCALER times it
+    (the first group's rate is the one the history records). Both decay by ``weight_decay`` per unit of rate."""
     norms = {id(p) for m in model.modules() if isinstance(m, BatchNorm2D) for p in m.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     shifts = [p for p in trainable if id(p) in norms]
     others = [p for p in trainable if id(p) not in norms]
     scaled = lr * BIAS_SCALER
-    return [dict(params=shifts, lr=scaled, weight_decay=weight_decay / scaled),
-            dict(params=others, lr=lr, weight_decay=weight_decay / lr)]
+    return [dict(params=others, lr=lr, weight_decay=weight_decay / lr),
+            dict(params=shifts, lr=scaled, weight_decay=weight_decay / scaled)]
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -110,7 +110,7 @@ def test_test_time_augmentation_averages_the_views(recipe):
 def test_batch_norm_shifts_get_the_scaled_rate_and_frozen_weights_none(recipe):
     model = recipe.build_model(width=4)
     model[0].weight.requires_grad = False
-    shifts, others = recipe.param_groups(model, lr=0.5, weight_decay=0.01)
+    others, shifts = recipe.param_groups(model, lr=0.5, weight_decay=0.01)
     norms = [m for m in model.modules() if isinstance(m, tt.BatchNorm2D)]
     assert {id(p) for p in shifts["params"]} == {id(m.bias) for m in norms}
     assert shifts["lr"] == 0.5 * recipe.BIAS_SCALER and shifts["weight_decay"] * shifts["lr"] == pytest.approx(0.01)
