@@ -6,9 +6,9 @@ Usage:
   train_cifar10_90.py (-h | --help)
 
 Options:
-  --epochs=<n>      Passes over the training images [default: 6].
+  --epochs=<n>      Passes over the training images [default: 9].
   --batch-size=<n>  Images per step [default: 512].
-  --width=<n>       Channels of the first stage; the next two have twice as many [default: 64].
+  --width=<n>       Channels of the first stage; the next two have twice as many [default: 48].
   --tta=<level>     Test-time augmentation of the final evaluation: 0 none, 1 the mirror image too,
                     2 mirror and one-pixel shifts [default: 2].
   --seed=<n>        Seed of every random draw [default: 0].
@@ -18,7 +18,7 @@ Options:
                     [default: examples/checkpoints/cifar10_90.npz].
   --quiet           Print nothing while training.
 
-The recipe is Keller Jordan's airbench (its 93 % network, fewer epochs), after Page's "How to train
+The recipe is Keller Jordan's airbench (its 93 % network, narrower and for fewer epochs), after Page's "How to train
 your ResNet" and tysam's hlb-CIFAR10, built from the framework's own layers, optimizer, schedule
 and Trainer:
 
@@ -35,6 +35,9 @@ and Trainer:
 - the final prediction averages the logits of the image, its mirror and their one-pixel shifts.
 
   TINYTORCH_DATA=../shared/data python examples/train_cifar10_90.py
+
+Measured on two cores (examples/results/cifar10_90/): 87.98 % in 25.3 minutes; 90 % is not reached.
+With widths 64/128/128 for 6 epochs, the same time gave 87.95 %.
 """
 
 from __future__ import annotations
@@ -105,8 +108,8 @@ def stage(c_in: int, c_out: int) -> list:
     return [conv(c_in, c_out), MaxPool2D(2), batch_norm(c_out), GELU(), conv(c_out, c_out), batch_norm(c_out), GELU()]
 
 
-def build_model(width: int = 64) -> Sequential:
-    """The network, shapes for a (N, 3, 32, 32) batch and width 64."""
+def build_model(width: int = 48) -> Sequential:
+    """The network, shapes for a (N, 3, 32, 32) batch and width 64 (airbench's; the default run uses 48)."""
     return Sequential(
         Conv2D(3, 24, kernel_size=2, bias=True),   # (N, 24, 31, 31) whitened 2x2 patches, and their negatives
         GELU(),
