@@ -1,4 +1,4 @@
-"""The pieces of the fast CIFAR-10 recipe (examples/train_cifar10_90.py), and the program end to end on the fixtures."""
+"""The pieces of the fast CIFAR-10 recipe (examples/train_cifar10_airbench.py), and the program end to end on the fixtures."""
 
 import importlib
 import json
@@ -16,8 +16,8 @@ from .test_examples import ROOT, fixture_data  # noqa: F401  (fixture)
 @pytest.fixture
 def recipe(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
-    yield importlib.import_module("train_cifar10_90")
-    sys.modules.pop("train_cifar10_90", None)
+    yield importlib.import_module("train_cifar10_airbench")
+    sys.modules.pop("train_cifar10_airbench", None)
 
 
 def test_whitening_filters_decorrelate_the_patches(recipe):
@@ -33,6 +33,17 @@ def test_whitening_filters_decorrelate_the_patches(recipe):
     responses = out(tt.tensor(images.astype(np.float32))).data.transpose(1, 0, 2, 3).reshape(12, -1)
     covariance = responses @ responses.T / responses.shape[1]
     np.testing.assert_allclose(covariance, np.eye(12), atol=2e-3)
+
+
+def test_whitening_filters_from_chunks_equal_those_from_every_patch_at_once(recipe):
+    images = np.random.default_rng(4).normal(size=(1100, 3, 4, 4)) * np.array([1.0, 2.0, 0.5])[:, None, None]
+    patches = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
+    patches = patches.reshape(-1, 12)
+    eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
+    expected = (eigenvectors / np.sqrt(eigenvalues + 5e-4)).T[::-1].reshape(12, 3, 2, 2)
+    filters = recipe.whitening_filters(images)  # 1,100 images: three chunks
+    signs = np.sign((filters[:12] * expected).sum(axis=(1, 2, 3)))  # an eigenvector's sign is arbitrary
+    np.testing.assert_allclose(filters[:12], expected * signs[:, None, None, None], rtol=1e-4, atol=1e-5)
 
 
 def test_identity_initialised_convolutions_pass_their_input_through(recipe):
@@ -63,6 +74,18 @@ def test_prepared_images_are_padded_by_reflection_with_half_mirrored(recipe):
     kept = np.array([np.array_equal(a, b) for a, b in zip(inner, images)])
     assert (mirrored | kept).all() and 150 < mirrored.sum() < 250
     np.testing.assert_array_equal(prepared[:, :, 0, 2:-2], inner[:, :, 2])  # reflect: row -2 is row 2
+
+
+@pytest.mark.parametrize("epochs, trained", [(0, []), (2, [1, 2]), (3, [1, 2, 3])])
+def test_the_whitening_bias_trains_for_its_epochs_only(recipe, epochs, trained):
+    layer = tt.Conv2D(3, 24, kernel_size=2, bias=True)
+    freeze = recipe.FreezeWhiteningBias(layer, epochs)
+    seen = []
+    for epoch in range(1, 6):
+        freeze.on_epoch_begin(None, epoch)
+        if layer.bias.requires_grad:
+            seen.append(epoch)
+    assert seen == trained
 
 
 def test_lookahead_pulls_the_weights_to_their_running_average(recipe):
@@ -124,15 +147,36 @@ def test_the_program_trains_records_and_saves(recipe, fixture_data):  # noqa: F8
     out, saved = fixture_data / "results", fixture_data / "model.npz"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fixtures are trusted local copies: the data module warns so
-        test = recipe.main(["--epochs=4", "--batch-size=2", "--width=4", f"--out={out}", f"--save={saved}", "--quiet"])
+        test = recipe.main(["--config=90", "--epochs=4", "--batch-size=2", "--width=4", f"--out={out}",
+                            f"--save={saved}", "--quiet"])
     recorded = json.loads((out / "history.json").read_text())
     assert recorded["history"]["epoch"] == [1, 2, 3, 4] and recorded["test"]["tta_level"] == 2
     assert recorded["test"]["accuracy"] == test["accuracy"]
     assert sum(map(sum, recorded["confusion_matrix"])) == test["num_samples"]
     report = (out / "README.md").read_text()
-    assert "Test-time augmentation level 2" in report and "Target (90 % within 30 min" in report
-    assert "none (a shortened run)" in report
+    assert "90 % configuration" in report and "Test-time augmentation level 2" in report
+    assert "Target: none (the 90 configuration with options changed or the data limited)" in report
     from tinytorch.core.checkpoint import load_checkpoint
 
     state = load_checkpoint(saved, recipe.build_model(width=4))
     assert state["extra"]["test_accuracy"] == test["accuracy"] and state["extra"]["width"] == 4
+
+
+def test_configurations_and_their_verdicts(recipe):
+    from docopt import docopt
+
+    def parse(*argv):
+        return recipe.settings(docopt(recipe.__doc__, argv=list(argv)))
+
+    assert parse("--config=80") == (dict(recipe.CONFIGS["80"][0]), False)
+    assert parse("--config=80", "--epochs=3") == (dict(recipe.CONFIGS["80"][0]), False)  # the same value
+    config, changed = parse("--config=90", "--width=64")
+    assert changed and config["width"] == 64 and config["epochs"] == recipe.CONFIGS["90"][0]["epochs"]
+    with pytest.raises(SystemExit, match="unknown --config '95'"):
+        parse("--config=95")
+    with pytest.raises(SystemExit, match="--tta must be 0, 1 or 2, got 3"):
+        parse("--tta=3")
+    assert "**met** (80.50 % in 6.9 min)" in recipe.target_line("80", False, 0.805, 6.9)
+    assert "**NOT met** (80.50 % in 7.1 min)" in recipe.target_line("80", False, 0.805, 7.1)  # too slow
+    assert "**NOT met** (89.90 % in 25.0 min)" in recipe.target_line("90", False, 0.899, 25.0)
+    assert "Target: none" in recipe.target_line("90", True, 0.95, 1.0)  # a changed run proves nothing
