@@ -110,13 +110,18 @@ def late_gradient_is_an_error(world: dist.ProcessGroup) -> None:
         assert "0.weight received gradient after its bucket was averaged" in str(error), error
 
 
-def main(mode: str) -> None:
+def main(mode: str, *rest: str) -> None:
     world = dist.init(timeout=20)
     if mode == "timeout":
         world.timeout = 1.0
         if world.rank == 1:
             sys.exit(0)  # leaves without an error: only the timeout can end rank 0's wait
-        world.barrier()
+        try:
+            world.barrier()
+        except dist.CollectiveTimeout as error:  # into a file too: mpiexec may cut off a dying rank's stderr
+            with open(rest[0], "w", encoding="utf-8") as record:
+                record.write(f"{type(error).__name__}: {error}")
+            raise
         time.sleep(30)
     collectives(world)
     accumulation_with_no_sync(world)
@@ -128,4 +133,4 @@ def main(mode: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
