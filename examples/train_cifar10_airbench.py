@@ -154,14 +154,16 @@ def whitening_filters(images: np.ndarray, patch: int = 2, eps: float = 5e-4) -> 
     return np.concatenate([filters, -filters]).astype(np.float32)
 
 
-class PreparedImages:
-    """The training images, reflect-padded by 2 pixels and with a random half mirrored once (uint8, as loaded)."""
+def prepare_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The training images reflect-padded by 2 pixels, a random half of them mirrored (uint8, as loaded).
 
-    def __init__(self, images: np.ndarray, rng: np.random.Generator):
-        mirrored = rng.random(len(images)) < 0.5
-        images = images.copy()
-        images[mirrored] = images[mirrored, :, :, ::-1]
-        self.images = np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    The padding is symmetric, so mirroring a padded image equals padding the mirrored one: the
+    mirror is applied in place to the padded copy, and the images are copied only once.
+    """
+    mirrored = rng.random(len(images)) < 0.5
+    padded = np.pad(images, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    padded[mirrored] = padded[mirrored, :, :, ::-1]
+    return padded
 
 
 class AlternatingFlip(Transform, Callback):
@@ -302,8 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     standardise = [ToFloat(), Normalize(CIFAR10_MEAN, CIFAR10_STD)]
     flip = AlternatingFlip()
-    prepared = PreparedImages(train_x, np.random.default_rng(seed))
-    train_loader = DataLoader(prepared.images, train_y, batch_size=batch_size, shuffle=True, drop_last=True,
+    train_loader = DataLoader(prepare_images(train_x, np.random.default_rng(seed)), train_y, batch_size=batch_size,
+                              shuffle=True, drop_last=True,
                               transform=Compose([RandomCrop(32), flip, *standardise]))
     test_images = Compose(standardise)(test_x)
     test_loader = DataLoader(test_images, test_y, batch_size=500)

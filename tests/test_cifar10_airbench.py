@@ -67,7 +67,7 @@ def test_alternating_flip_mirrors_every_second_epoch(recipe):
 
 def test_prepared_images_are_padded_by_reflection_with_half_mirrored(recipe):
     images = np.random.default_rng(1).integers(0, 256, size=(400, 3, 5, 5), dtype=np.uint8)
-    prepared = recipe.PreparedImages(images, np.random.default_rng(2)).images
+    prepared = recipe.prepare_images(images, np.random.default_rng(2))
     assert prepared.shape == (400, 3, 9, 9) and prepared.dtype == np.uint8
     inner = prepared[:, :, 2:-2, 2:-2]
     mirrored = np.array([np.array_equal(a, b[..., ::-1]) and not np.array_equal(a, b) for a, b in zip(inner, images)])
