@@ -286,7 +286,7 @@ cdef void _forward_heads(const floating[::1] q, const floating[::1] k, const flo
                          Py_ssize_t d, Py_ssize_t dv, floating scale, bint causal, int kind,
                          const unsigned char[::1] bmask, const floating[::1] fmask, const Py_ssize_t[::1] moffset,
                          Py_ssize_t mrow, Py_ssize_t mcol, const unsigned char[::1] keep, bint dropout, floating dscale,
-                         floating[::1] probs, floating[:, ::1] work, bint parallel) noexcept nogil:
+                         floating[::1] probs, floating[:, ::1] work, bint parallel) noexcept:
     """Each (batch, head) matrix n, one per thread: scores, softmax (into ``probs``) and output, in cache.
 
     A thread's ``work`` row holds kᵀ (d, tkw), v (tk, dvw), one block of scores (ROWS, tkw) and with
@@ -304,34 +304,35 @@ cdef void _forward_heads(const floating[::1] q, const floating[::1] k, const flo
     cdef floating* p
     cdef const floating* qn
     cdef floating* on
-    for n in prange(n_mat, schedule="static", num_threads=threads, use_threads_if=parallel):
-        kt = &work[threadid(), 0]
-        vv = kt + d * tkw
-        s = vv + tk * dvw
-        dropped = s + ROWS * tkw
-        qn = &q[_start(lq, n)]
-        on = &out[_start(lo, n)]
-        _pad_copy(&k[_start(lk, n)], lk.row_step, tk, d, kt, tkw, True)
-        _pad_copy(&v[_start(lv, n)], lv.row_step, tk, dv, vv, dvw, False)
-        for i0_block in range(_count(tq, ROWS)):
-            i0 = i0_block * ROWS
-            rows = min(ROWS, tq - i0)
-            last = _visible_keys(i0 + rows - 1, tq, tk, causal)
-            for j0_block in range(_count(last, WIDTH)):
-                j0 = j0_block * WIDTH
-                _tile(qn + i0 * lq.row_step, lq.row_step, 1, rows, kt + j0, tkw, 0, d, s + j0, tkw, WIDTH)
-            for i in range(i0, i0 + rows):
-                m = moffset[n] + i * mrow if kind != NO_MASK else 0
-                _softmax_row(s + (i - i0) * tkw, tk, _visible_keys(i, tq, tk, causal), scale, kind,
-                             &bmask[m] if kind == BOOL_MASK else NULL, &fmask[m] if kind == FLOAT_MASK else NULL, mcol,
-                             &keep[(n * tq + i) * tk] if dropout else NULL, dropped + (i - i0) * tkw if dropout else NULL,
-                             dscale)
-                memcpy(&probs[(n * tq + i) * tk], s + (i - i0) * tkw, tk * sizeof(floating))
-            p = dropped if dropout else s
-            for c_block in range(_count(dv, WIDTH)):
-                c = c_block * WIDTH
-                _tile(p, tkw, 1, rows, vv + c, dvw, 0, last, on + i0 * lo.row_step + c, lo.row_step,
-                      min(WIDTH, dv - c))
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for n in prange(n_mat, schedule="static", num_threads=threads, use_threads_if=parallel):
+            kt = &work[threadid(), 0]
+            vv = kt + d * tkw
+            s = vv + tk * dvw
+            dropped = s + ROWS * tkw
+            qn = &q[_start(lq, n)]
+            on = &out[_start(lo, n)]
+            _pad_copy(&k[_start(lk, n)], lk.row_step, tk, d, kt, tkw, True)
+            _pad_copy(&v[_start(lv, n)], lv.row_step, tk, dv, vv, dvw, False)
+            for i0_block in range(_count(tq, ROWS)):
+                i0 = i0_block * ROWS
+                rows = min(ROWS, tq - i0)
+                last = _visible_keys(i0 + rows - 1, tq, tk, causal)
+                for j0_block in range(_count(last, WIDTH)):
+                    j0 = j0_block * WIDTH
+                    _tile(qn + i0 * lq.row_step, lq.row_step, 1, rows, kt + j0, tkw, 0, d, s + j0, tkw, WIDTH)
+                for i in range(i0, i0 + rows):
+                    m = moffset[n] + i * mrow if kind != NO_MASK else 0
+                    _softmax_row(s + (i - i0) * tkw, tk, _visible_keys(i, tq, tk, causal), scale, kind,
+                                 &bmask[m] if kind == BOOL_MASK else NULL, &fmask[m] if kind == FLOAT_MASK else NULL, mcol,
+                                 &keep[(n * tq + i) * tk] if dropout else NULL, dropped + (i - i0) * tkw if dropout else NULL,
+                                 dscale)
+                    memcpy(&probs[(n * tq + i) * tk], s + (i - i0) * tkw, tk * sizeof(floating))
+                p = dropped if dropout else s
+                for c_block in range(_count(dv, WIDTH)):
+                    c = c_block * WIDTH
+                    _tile(p, tkw, 1, rows, vv + c, dvw, 0, last, on + i0 * lo.row_step + c, lo.row_step,
+                          min(WIDTH, dv - c))
 
 
 @cython.boundscheck(False)
@@ -343,7 +344,7 @@ cdef void _backward_heads(const floating[::1] g, const floating[::1] q, const fl
                           floating scale, bint causal, floating[::1] dq, floating[::1] dk, floating[::1] dv_,
                           Layout lg, Layout lq, Layout lk, Layout lv, Layout ldq, Layout ldk, Layout ldv,
                           Py_ssize_t n_mat, Py_ssize_t tq, Py_ssize_t tk, Py_ssize_t d, Py_ssize_t dv,
-                          floating[:, ::1] work, bint parallel) noexcept nogil:
+                          floating[:, ::1] work, bint parallel) noexcept:
     """Each (batch, head) matrix n, one per thread: dS row block by row block with dq, then dk and dv.
 
     A thread's ``work`` row holds vᵀ (dv, tkw), k (tk, dw), q (tq, dw), dO (tq, dvw), dS (tq, tkw)
@@ -362,49 +363,50 @@ cdef void _backward_heads(const floating[::1] g, const floating[::1] q, const fl
     cdef const floating* gn
     cdef const floating* pn
     cdef floating* out
-    for n in prange(n_mat, schedule="static", num_threads=threads, use_threads_if=parallel):
-        vt = &work[threadid(), 0]
-        kk = vt + dv * tkw
-        qq = kk + tk * dw
-        gg = qq + tq * dw
-        ds = gg + tq * dvw
-        dropped = ds + tq * tkw
-        gn = &g[_start(lg, n)]
-        pn = &probs[n * tq * tk]
-        _pad_copy(&v[_start(lv, n)], lv.row_step, tk, dv, vt, tkw, True)
-        _pad_copy(&k[_start(lk, n)], lk.row_step, tk, d, kk, dw, False)
-        _pad_copy(&q[_start(lq, n)], lq.row_step, tq, d, qq, dw, False)
-        _pad_copy(gn, lg.row_step, tq, dv, gg, dvw, False)
-        out = &dq[_start(ldq, n)]
-        for i0_block in range(_count(tq, ROWS)):
-            i0 = i0_block * ROWS
-            rows = min(ROWS, tq - i0)
-            last = _visible_keys(i0 + rows - 1, tq, tk, causal)
-            for j0_block in range(_count(last, WIDTH)):
-                j0 = j0_block * WIDTH
-                _tile(gn + i0 * lg.row_step, lg.row_step, 1, rows, vt + j0, tkw, 0, dv, ds + i0 * tkw + j0, tkw, WIDTH)
-            for i in range(i0, i0 + rows):
-                _softmax_grad_row(ds + i * tkw, pn + i * tk, _visible_keys(i, tq, tk, causal), tk,
-                                  &keep[(n * tq + i) * tk] if dropout else NULL, dropped + i * tkw, dscale, scale)
-            for c_block in range(_count(d, WIDTH)):
-                c = c_block * WIDTH
-                _tile(ds + i0 * tkw, tkw, 1, rows, kk + c, dw, 0, last, out + i0 * ldq.row_step + c, ldq.row_step,
-                      min(WIDTH, d - c))
-        if dropout:
-            pn = dropped
-        p_row = tkw if dropout else tk
-        for j0_block in range(_count(tk, ROWS)):
-            j0 = j0_block * ROWS
-            rows = min(ROWS, tk - j0)
-            first = max(0, j0 - tk + tq) if causal else 0  # the first query that sees key j0
-            out = &dk[_start(ldk, n) + j0 * ldk.row_step]
-            for c_block in range(_count(d, WIDTH)):
-                c = c_block * WIDTH
-                _tile(ds + j0, 1, tkw, rows, qq + c, dw, first, tq, out + c, ldk.row_step, min(WIDTH, d - c))
-            out = &dv_[_start(ldv, n) + j0 * ldv.row_step]
-            for c_block in range(_count(dv, WIDTH)):
-                c = c_block * WIDTH
-                _tile(pn + j0, 1, p_row, rows, gg + c, dvw, first, tq, out + c, ldv.row_step, min(WIDTH, dv - c))
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for n in prange(n_mat, schedule="static", num_threads=threads, use_threads_if=parallel):
+            vt = &work[threadid(), 0]
+            kk = vt + dv * tkw
+            qq = kk + tk * dw
+            gg = qq + tq * dw
+            ds = gg + tq * dvw
+            dropped = ds + tq * tkw
+            gn = &g[_start(lg, n)]
+            pn = &probs[n * tq * tk]
+            _pad_copy(&v[_start(lv, n)], lv.row_step, tk, dv, vt, tkw, True)
+            _pad_copy(&k[_start(lk, n)], lk.row_step, tk, d, kk, dw, False)
+            _pad_copy(&q[_start(lq, n)], lq.row_step, tq, d, qq, dw, False)
+            _pad_copy(gn, lg.row_step, tq, dv, gg, dvw, False)
+            out = &dq[_start(ldq, n)]
+            for i0_block in range(_count(tq, ROWS)):
+                i0 = i0_block * ROWS
+                rows = min(ROWS, tq - i0)
+                last = _visible_keys(i0 + rows - 1, tq, tk, causal)
+                for j0_block in range(_count(last, WIDTH)):
+                    j0 = j0_block * WIDTH
+                    _tile(gn + i0 * lg.row_step, lg.row_step, 1, rows, vt + j0, tkw, 0, dv, ds + i0 * tkw + j0, tkw, WIDTH)
+                for i in range(i0, i0 + rows):
+                    _softmax_grad_row(ds + i * tkw, pn + i * tk, _visible_keys(i, tq, tk, causal), tk,
+                                      &keep[(n * tq + i) * tk] if dropout else NULL, dropped + i * tkw, dscale, scale)
+                for c_block in range(_count(d, WIDTH)):
+                    c = c_block * WIDTH
+                    _tile(ds + i0 * tkw, tkw, 1, rows, kk + c, dw, 0, last, out + i0 * ldq.row_step + c, ldq.row_step,
+                          min(WIDTH, d - c))
+            if dropout:
+                pn = dropped
+            p_row = tkw if dropout else tk
+            for j0_block in range(_count(tk, ROWS)):
+                j0 = j0_block * ROWS
+                rows = min(ROWS, tk - j0)
+                first = max(0, j0 - tk + tq) if causal else 0  # the first query that sees key j0
+                out = &dk[_start(ldk, n) + j0 * ldk.row_step]
+                for c_block in range(_count(d, WIDTH)):
+                    c = c_block * WIDTH
+                    _tile(ds + j0, 1, tkw, rows, qq + c, dw, first, tq, out + c, ldk.row_step, min(WIDTH, d - c))
+                out = &dv_[_start(ldv, n) + j0 * ldv.row_step]
+                for c_block in range(_count(dv, WIDTH)):
+                    c = c_block * WIDTH
+                    _tile(pn + j0, 1, p_row, rows, gg + c, dvw, first, tq, out + c, ldv.row_step, min(WIDTH, dv - c))
 
 
 _NO_BYTES = np.zeros(1, np.uint8)
@@ -551,7 +553,7 @@ def attention_packed_backward(grad_out, qkv, num_heads, probs, keep, scale, drop
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _cached_rows(const floating[:, :, ::1] q, const floating[:, :, ::1] k, const floating[:, :, ::1] v,
-                       Py_ssize_t length, floating scale, floating[:, ::1] scores, floating[:, :, ::1] out) noexcept nogil:
+                       Py_ssize_t length, floating scale, floating[:, ::1] scores, floating[:, :, ::1] out) noexcept:
     """out[n, i] = softmax(q[n, i] . k[n, :limit] * scale) @ v[n, :limit], limit = length - t + i + 1."""
     cdef Py_ssize_t n_mat = q.shape[0], t = q.shape[1], d = q.shape[2], dv = v.shape[2]
     cdef Py_ssize_t r, n, i, j, c, limit
@@ -561,33 +563,34 @@ cdef void _cached_rows(const floating[:, :, ::1] q, const floating[:, :, ::1] k,
     cdef const floating* qr
     cdef const floating* kr
     cdef const floating* vr
-    for r in prange(n_mat * t, schedule="static", use_threads_if=n_mat * t * length * d >= PARALLEL_MIN_SCORES * 8):
-        n = r // t
-        i = r - n * t
-        limit = length - t + i + 1
-        s = &scores[r, 0]
-        qr = &q[n, i, 0]
-        mx = -INFINITY
-        for j in range(limit):
-            kr = &k[n, j, 0]
-            acc = 0
-            for c in range(d):
-                acc = acc + qr[c] * kr[c]
-            acc = acc * scale
-            s[j] = acc
-            mx = acc if acc > mx else mx
-        total = 0
-        for j in range(limit):
-            s[j] = fexp(s[j] - mx)
-            total = total + s[j]
-        o = &out[n, i, 0]
-        for c in range(dv):
-            o[c] = 0
-        for j in range(limit):
-            p = s[j] / total
-            vr = &v[n, j, 0]
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for r in prange(n_mat * t, schedule="static", use_threads_if=n_mat * t * length * d >= PARALLEL_MIN_SCORES * 8):
+            n = r // t
+            i = r - n * t
+            limit = length - t + i + 1
+            s = &scores[r, 0]
+            qr = &q[n, i, 0]
+            mx = -INFINITY
+            for j in range(limit):
+                kr = &k[n, j, 0]
+                acc = 0
+                for c in range(d):
+                    acc = acc + qr[c] * kr[c]
+                acc = acc * scale
+                s[j] = acc
+                mx = acc if acc > mx else mx
+            total = 0
+            for j in range(limit):
+                s[j] = fexp(s[j] - mx)
+                total = total + s[j]
+            o = &out[n, i, 0]
             for c in range(dv):
-                o[c] = o[c] + p * vr[c]
+                o[c] = 0
+            for j in range(limit):
+                p = s[j] / total
+                vr = &v[n, j, 0]
+                for c in range(dv):
+                    o[c] = o[c] + p * vr[c]
 
 
 def attention_cached(q, k_cache, v_cache, length, scale=None):

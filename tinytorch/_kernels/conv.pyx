@@ -39,7 +39,7 @@ cdef enum:
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef int _im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize_t kh, Py_ssize_t kw,
-                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept:
     # cols[(c, i, j), n*P + oh*Wo + ow] = xpad[n, c, oh*sh + i, ow*sw + j]. One task is one (image,
     # channel) plane: it is copied into the thread's zero-bordered plane buffer once, then every
     # window row is a plain copy from there, with no bounds tests (rows are short: Wo is 8 to 32).
@@ -49,36 +49,37 @@ cdef int _im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, Py_ssize
     cdef const floating* src
     cdef floating* padded = NULL  # each thread allocates its own in the parallel block
     cdef int status = 0
-    with parallel():
-        padded = <floating*>calloc(hp * wp, sizeof(floating))  # the border stays zero
-        for task in prange(n * c, schedule="static"):
-            if padded == NULL:
-                status |= FAILED
-                continue
-            ni = task // c
-            ci = task - ni * c
-            for r in range(h):
-                memcpy(&padded[(r + ph) * wp + pw], &x[ni, ci, r, 0], w * sizeof(floating))
-            for i in range(kh):
-                for j in range(kw):
-                    dst = &cols[(ci * kh + i) * kw + j, ni * p]
-                    for oh in range(ho):
-                        src = &padded[(oh * sh + i) * wp + j]
-                        if sw == 1:
-                            for ow in range(wo):
-                                dst[oh * wo + ow] = src[ow]
-                        else:
-                            for ow in range(wo):
-                                dst[oh * wo + ow] = src[ow * sw]
-        free(padded)
-    return status
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        with parallel():
+            padded = <floating*>calloc(hp * wp, sizeof(floating))  # the border stays zero
+            for task in prange(n * c, schedule="static"):
+                if padded == NULL:
+                    status |= FAILED
+                    continue
+                ni = task // c
+                ci = task - ni * c
+                for r in range(h):
+                    memcpy(&padded[(r + ph) * wp + pw], &x[ni, ci, r, 0], w * sizeof(floating))
+                for i in range(kh):
+                    for j in range(kw):
+                        dst = &cols[(ci * kh + i) * kw + j, ni * p]
+                        for oh in range(ho):
+                            src = &padded[(oh * sh + i) * wp + j]
+                            if sw == 1:
+                                for ow in range(wo):
+                                    dst[oh * wo + ow] = src[ow]
+                            else:
+                                for ow in range(wo):
+                                    dst[oh * wo + ow] = src[ow * sw]
+            free(padded)
+        return status
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef int _col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] gx, Py_ssize_t kh, Py_ssize_t kw,
-                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept:
     # The adjoint of _im2col: every window value is added back where it was read, into the thread's
     # padded plane buffer, whose interior is then copied out (the padding's share is dropped). One
     # task owns one (image, channel) plane, so overlapping windows never race; input elements no
@@ -89,30 +90,31 @@ cdef int _col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] gx, Py_ssiz
     cdef const floating* src
     cdef floating* padded = NULL  # each thread allocates its own in the parallel block
     cdef int status = 0
-    with parallel():
-        padded = <floating*>malloc(hp * wp * sizeof(floating))
-        for task in prange(n * c, schedule="static"):
-            if padded == NULL:
-                status |= FAILED
-                continue
-            ni = task // c
-            ci = task - ni * c
-            memset(padded, 0, hp * wp * sizeof(floating))
-            for i in range(kh):
-                for j in range(kw):
-                    src = &cols[(ci * kh + i) * kw + j, ni * p]
-                    for oh in range(ho):
-                        dst = &padded[(oh * sh + i) * wp + j]
-                        if sw == 1:
-                            for ow in range(wo):
-                                dst[ow] += src[oh * wo + ow]
-                        else:
-                            for ow in range(wo):
-                                dst[ow * sw] += src[oh * wo + ow]
-            for r in range(h):
-                memcpy(&gx[ni, ci, r, 0], &padded[(r + ph) * wp + pw], w * sizeof(floating))
-        free(padded)
-    return status
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        with parallel():
+            padded = <floating*>malloc(hp * wp * sizeof(floating))
+            for task in prange(n * c, schedule="static"):
+                if padded == NULL:
+                    status |= FAILED
+                    continue
+                ni = task // c
+                ci = task - ni * c
+                memset(padded, 0, hp * wp * sizeof(floating))
+                for i in range(kh):
+                    for j in range(kw):
+                        src = &cols[(ci * kh + i) * kw + j, ni * p]
+                        for oh in range(ho):
+                            dst = &padded[(oh * sh + i) * wp + j]
+                            if sw == 1:
+                                for ow in range(wo):
+                                    dst[ow] += src[oh * wo + ow]
+                            else:
+                                for ow in range(wo):
+                                    dst[ow * sw] += src[oh * wo + ow]
+                for r in range(h):
+                    memcpy(&gx[ni, ci, r, 0], &padded[(r + ph) * wp + pw], w * sizeof(floating))
+            free(padded)
+        return status
 
 
 cdef inline bint _beats(floating v, floating best) noexcept nogil:
@@ -154,7 +156,7 @@ cdef inline void _pool2x2_row(const floating* upper, const floating* lower, floa
 @cython.cdivision(True)
 cdef void _unpack_relu_pool(const floating[:, ::1] product, const floating[::1] bias, bint has_bias, bint relu,
                             Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t ph, Py_ssize_t pw,
-                            floating[:, :, :, ::1] out) noexcept nogil:
+                            floating[:, :, :, ::1] out) noexcept:
     # out[n, f, i, j] = relu(max of the (ph, pw) window at (i ph, j pw) of product[f, n*P:(n+1)*P] + bias[f]):
     # the product's (Ho, Wo) plane is read once and only the pooled plane is written, where the
     # unfused layers write and read the full plane three more times (batch norm, ReLU, pool).
@@ -164,49 +166,51 @@ cdef void _unpack_relu_pool(const floating[:, ::1] product, const floating[::1] 
     cdef const floating* plane
     cdef const floating* row
     cdef floating* dst
-    for task in prange(n * f, schedule="static"):
-        ni = task // f
-        fi = task - ni * f
-        b = bias[fi] if has_bias else 0
-        plane = &product[fi, ni * p]
-        dst = &out[ni, fi, 0, 0]
-        if ph == 1 and pw == 1:
-            _bias_relu_span(plane, dst, p, b, relu)
-        elif ph == 2 and pw == 2:
-            for i in range(hq):
-                _pool2x2_row(plane + 2 * i * wo, plane + (2 * i + 1) * wo, dst + i * wq, wq, b, relu)
-        else:
-            for i in range(hq):
-                for j in range(wq):
-                    best = plane[i * ph * wo + j * pw]
-                    for a in range(ph):
-                        row = plane + (i * ph + a) * wo + j * pw
-                        for c in range(pw):
-                            best = row[c] if _beats(row[c], best) else best
-                    v = best + b
-                    dst[i * wq + j] = v if not relu else (0 if v <= 0 else v)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for task in prange(n * f, schedule="static"):
+            ni = task // f
+            fi = task - ni * f
+            b = bias[fi] if has_bias else 0
+            plane = &product[fi, ni * p]
+            dst = &out[ni, fi, 0, 0]
+            if ph == 1 and pw == 1:
+                _bias_relu_span(plane, dst, p, b, relu)
+            elif ph == 2 and pw == 2:
+                for i in range(hq):
+                    _pool2x2_row(plane + 2 * i * wo, plane + (2 * i + 1) * wo, dst + i * wq, wq, b, relu)
+            else:
+                for i in range(hq):
+                    for j in range(wq):
+                        best = plane[i * ph * wo + j * pw]
+                        for a in range(ph):
+                            row = plane + (i * ph + a) * wo + j * pw
+                            for c in range(pw):
+                                best = row[c] if _beats(row[c], best) else best
+                        v = best + b
+                        dst[i * wq + j] = v if not relu else (0 if v <= 0 else v)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _pack_grad(const floating[:, :, ::1] grad_out, floating[:, ::1] packed, floating[::1] grad_bias,
-                     bint want_bias) noexcept nogil:
+                     bint want_bias) noexcept:
     # packed[f, n*P : (n+1)*P] = grad_out[n, f, :], and grad_bias[f] = its sum, in the same pass.
     cdef Py_ssize_t n = grad_out.shape[0], f = grad_out.shape[1], p = grad_out.shape[2], fi, ni, q
     cdef double total
     cdef const floating* src
     cdef floating* dst
-    for fi in prange(f, schedule="static"):
-        total = 0
-        for ni in range(n):
-            src = &grad_out[ni, fi, 0]
-            dst = &packed[fi, ni * p]
-            for q in range(p):
-                dst[q] = src[q]
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for fi in prange(f, schedule="static"):
+            total = 0
+            for ni in range(n):
+                src = &grad_out[ni, fi, 0]
+                dst = &packed[fi, ni * p]
+                for q in range(p):
+                    dst[q] = src[q]
+                if want_bias:
+                    total = total + sum_of(src, p)
             if want_bias:
-                total = total + sum_of(src, p)
-        if want_bias:
-            grad_bias[fi] = <floating>total
+                grad_bias[fi] = <floating>total
 
 
 def _check(status, kernel, x):

@@ -44,34 +44,36 @@ cdef inline void _relu_grad_span(const floating* y, const floating* g, floating*
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _relu(const floating[::1] x, floating[::1] y) noexcept nogil:
+cdef void _relu(const floating[::1] x, floating[::1] y) noexcept:
     cdef Py_ssize_t n = x.shape[0], chunk, start
-    if n < PARALLEL_MIN:
-        _relu_span(&x[0], &y[0], n)
-        return
-    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
-        start = chunk * CHUNK
-        _relu_span(&x[start], &y[start], min(CHUNK, n - start))
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        if n < PARALLEL_MIN:
+            _relu_span(&x[0], &y[0], n)
+            return
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
+            start = chunk * CHUNK
+            _relu_span(&x[start], &y[start], min(CHUNK, n - start))
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _relu_grad(const floating[::1] y, const floating[::1] g, floating[::1] dx) noexcept nogil:
+cdef void _relu_grad(const floating[::1] y, const floating[::1] g, floating[::1] dx) noexcept:
     cdef Py_ssize_t n = y.shape[0], chunk, start
-    if n < PARALLEL_MIN:
-        _relu_grad_span(&y[0], &g[0], &dx[0], n)
-        return
-    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
-        start = chunk * CHUNK
-        _relu_grad_span(&y[start], &g[start], &dx[start], min(CHUNK, n - start))
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        if n < PARALLEL_MIN:
+            _relu_grad_span(&y[0], &g[0], &dx[0], n)
+            return
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
+            start = chunk * CHUNK
+            _relu_grad_span(&y[start], &g[start], &dx[start], min(CHUNK, n - start))
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _bn_train(const floating[:, :, ::1] x, const floating[::1] gamma, const floating[::1] beta, double eps,
-                    floating[:, :, ::1] y, floating[::1] mean_out, floating[::1] invstd_out) noexcept nogil:
+                    floating[:, :, ::1] y, floating[::1] mean_out, floating[::1] invstd_out) noexcept:
     # x, y: (N, C, L). Per channel: the mean, then the squared deviations from it (two passes: one
     # pass of sum and sum of squares cancels catastrophically when the mean is large), then y.
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1], size = x.shape[2], c, i, q
@@ -79,43 +81,45 @@ cdef void _bn_train(const floating[:, :, ::1] x, const floating[::1] gamma, cons
     cdef floating fmean, scale, shift
     cdef const floating* src
     cdef floating* dst
-    for c in prange(channels, schedule="static"):
-        total = 0
-        for i in range(n):
-            total = total + sum_of(&x[i, c, 0], size)
-        mean = total / count
-        deviation = 0
-        for i in range(n):
-            deviation = deviation + sum_of_squared_deviations(&x[i, c, 0], size, mean)
-        invstd = 1 / sqrt(deviation / count + eps)
-        fmean = <floating>mean
-        scale = <floating>(invstd * gamma[c])
-        shift = beta[c]
-        for i in range(n):
-            src = &x[i, c, 0]
-            dst = &y[i, c, 0]
-            for q in range(size):
-                dst[q] = (src[q] - fmean) * scale + shift
-        mean_out[c] = fmean
-        invstd_out[c] = <floating>invstd
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for c in prange(channels, schedule="static"):
+            total = 0
+            for i in range(n):
+                total = total + sum_of(&x[i, c, 0], size)
+            mean = total / count
+            deviation = 0
+            for i in range(n):
+                deviation = deviation + sum_of_squared_deviations(&x[i, c, 0], size, mean)
+            invstd = 1 / sqrt(deviation / count + eps)
+            fmean = <floating>mean
+            scale = <floating>(invstd * gamma[c])
+            shift = beta[c]
+            for i in range(n):
+                src = &x[i, c, 0]
+                dst = &y[i, c, 0]
+                for q in range(size):
+                    dst[q] = (src[q] - fmean) * scale + shift
+            mean_out[c] = fmean
+            invstd_out[c] = <floating>invstd
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _bn_affine(const floating[:, :, ::1] x, const floating[::1] scale, const floating[::1] shift,
-                     floating[:, :, ::1] y) noexcept nogil:
+                     floating[:, :, ::1] y) noexcept:
     # y[n, c, :] = x[n, c, :] * scale[c] + shift[c], one (n, c) plane per task.
     cdef Py_ssize_t channels = x.shape[1], size = x.shape[2], task, i, c, q
     cdef const floating* src
     cdef floating* dst
-    for task in prange(x.shape[0] * channels, schedule="static"):
-        i = task // channels
-        c = task - i * channels
-        src = &x[i, c, 0]
-        dst = &y[i, c, 0]
-        for q in range(size):
-            dst[q] = src[q] * scale[c] + shift[c]
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for task in prange(x.shape[0] * channels, schedule="static"):
+            i = task // channels
+            c = task - i * channels
+            src = &x[i, c, 0]
+            dst = &y[i, c, 0]
+            for q in range(size):
+                dst[q] = src[q] * scale[c] + shift[c]
 
 
 @cython.boundscheck(False)
@@ -123,7 +127,7 @@ cdef void _bn_affine(const floating[:, :, ::1] x, const floating[::1] scale, con
 @cython.cdivision(True)
 cdef void _bn_grad(const floating[:, :, ::1] g, const floating[:, :, ::1] x, const floating[::1] mean_in,
                    const floating[::1] invstd_in, const floating[::1] gamma, floating[:, :, ::1] dx,
-                   floating[::1] dgamma_out, floating[::1] dbeta_out) noexcept nogil:
+                   floating[::1] dgamma_out, floating[::1] dbeta_out) noexcept:
     # dx = gamma * invstd / M * (M g - dbeta - xhat dgamma) = k_g * g - k_0 - k_x * (x - mean)
     cdef Py_ssize_t n = x.shape[0], channels = x.shape[1], size = x.shape[2], c, i, q
     cdef double count = n * size, dbeta, dgamma, mean, invstd, k
@@ -131,28 +135,29 @@ cdef void _bn_grad(const floating[:, :, ::1] g, const floating[:, :, ::1] x, con
     cdef const floating* gs
     cdef const floating* xs
     cdef floating* dst
-    for c in prange(channels, schedule="static"):
-        mean = mean_in[c]
-        invstd = invstd_in[c]
-        dbeta = 0
-        dgamma = 0
-        for i in range(n):
-            dbeta = dbeta + sum_of(&g[i, c, 0], size)
-            dgamma = dgamma + sum_of_centred_products(&g[i, c, 0], &x[i, c, 0], size, mean)
-        dgamma = dgamma * invstd
-        k = gamma[c] * invstd
-        fmean = <floating>mean
-        k_g = <floating>k
-        k_0 = <floating>(k * dbeta / count)
-        k_x = <floating>(k * invstd * dgamma / count)
-        for i in range(n):
-            gs = &g[i, c, 0]
-            xs = &x[i, c, 0]
-            dst = &dx[i, c, 0]
-            for q in range(size):
-                dst[q] = k_g * gs[q] - k_0 - k_x * (xs[q] - fmean)
-        dgamma_out[c] = <floating>dgamma
-        dbeta_out[c] = <floating>dbeta
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for c in prange(channels, schedule="static"):
+            mean = mean_in[c]
+            invstd = invstd_in[c]
+            dbeta = 0
+            dgamma = 0
+            for i in range(n):
+                dbeta = dbeta + sum_of(&g[i, c, 0], size)
+                dgamma = dgamma + sum_of_centred_products(&g[i, c, 0], &x[i, c, 0], size, mean)
+            dgamma = dgamma * invstd
+            k = gamma[c] * invstd
+            fmean = <floating>mean
+            k_g = <floating>k
+            k_0 = <floating>(k * dbeta / count)
+            k_x = <floating>(k * invstd * dgamma / count)
+            for i in range(n):
+                gs = &g[i, c, 0]
+                xs = &x[i, c, 0]
+                dst = &dx[i, c, 0]
+                for q in range(size):
+                    dst[q] = k_g * gs[q] - k_0 - k_x * (xs[q] - fmean)
+            dgamma_out[c] = <floating>dgamma
+            dbeta_out[c] = <floating>dbeta
 
 
 def _as_ncl(a):

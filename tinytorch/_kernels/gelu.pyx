@@ -84,29 +84,31 @@ cdef inline void _gelu_grad_span(const floating* x, const floating* g, floating*
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _gelu(const floating[::1] x, floating[::1] y, bint tanh_form) noexcept nogil:
+cdef void _gelu(const floating[::1] x, floating[::1] y, bint tanh_form) noexcept:
     cdef Py_ssize_t n = x.shape[0], chunk, start
-    if n < PARALLEL_MIN:
-        if n:
-            _gelu_span(&x[0], &y[0], n, tanh_form)
-        return
-    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
-        start = chunk * CHUNK
-        _gelu_span(&x[start], &y[start], min(CHUNK, n - start), tanh_form)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        if n < PARALLEL_MIN:
+            if n:
+                _gelu_span(&x[0], &y[0], n, tanh_form)
+            return
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
+            start = chunk * CHUNK
+            _gelu_span(&x[start], &y[start], min(CHUNK, n - start), tanh_form)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _gelu_grad(const floating[::1] x, const floating[::1] g, floating[::1] dx, bint tanh_form) noexcept nogil:
+cdef void _gelu_grad(const floating[::1] x, const floating[::1] g, floating[::1] dx, bint tanh_form) noexcept:
     cdef Py_ssize_t n = x.shape[0], chunk, start
-    if n < PARALLEL_MIN:
-        if n:
-            _gelu_grad_span(&x[0], &g[0], &dx[0], n, tanh_form)
-        return
-    for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
-        start = chunk * CHUNK
-        _gelu_grad_span(&x[start], &g[start], &dx[start], min(CHUNK, n - start), tanh_form)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        if n < PARALLEL_MIN:
+            if n:
+                _gelu_grad_span(&x[0], &g[0], &dx[0], n, tanh_form)
+            return
+        for chunk in prange((n + CHUNK - 1) // CHUNK, schedule="static"):
+            start = chunk * CHUNK
+            _gelu_grad_span(&x[start], &g[start], &dx[start], min(CHUNK, n - start), tanh_form)
 
 
 def gelu_forward(x, approximate="none"):

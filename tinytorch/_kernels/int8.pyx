@@ -103,28 +103,30 @@ cdef enum:
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void _linear_integer(const int16_t[:, ::1] xs, const int8_t[:, ::1] w, const int32_t[::1] bias, bint has_bias,
-                          int32_t[:, ::1] out) noexcept nogil:
+                          int32_t[:, ::1] out) noexcept:
     # out[r, f] = bias[f] + xs[r] . w[f]; each task is one weight row, read once for every input row.
     cdef Py_ssize_t n = xs.shape[0], k = xs.shape[1], f_count = w.shape[0], f, r
     cdef int32_t b
-    for f in prange(f_count, schedule="static"):
-        b = bias[f] if has_bias else 0
-        for r in range(n):
-            out[r, f] = b + tt_dot_s16_s8(&xs[r, 0], &w[f, 0], k)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for f in prange(f_count, schedule="static"):
+            b = bias[f] if has_bias else 0
+            for r in range(n):
+                out[r, f] = b + tt_dot_s16_s8(&xs[r, 0], &w[f, 0], k)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _add_rows(const float[:, ::1] product, int32_t[:, ::1] out, const int32_t[::1] offset, bint first) noexcept nogil:
+cdef void _add_rows(const float[:, ::1] product, int32_t[:, ::1] out, const int32_t[::1] offset, bint first) noexcept:
     # out[r, f] (=, or +=) offset[f] + product[r, f]; each product is an exact integer below 2**24.
     cdef Py_ssize_t n = out.shape[0], f_count = out.shape[1], r, f
-    for r in prange(n, schedule="static"):
-        if first:
-            for f in range(f_count):
-                out[r, f] = offset[f] + <int32_t>product[r, f]
-        else:
-            for f in range(f_count):
-                out[r, f] += <int32_t>product[r, f]
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for r in prange(n, schedule="static"):
+            if first:
+                for f in range(f_count):
+                    out[r, f] = offset[f] + <int32_t>product[r, f]
+            else:
+                for f in range(f_count):
+                    out[r, f] += <int32_t>product[r, f]
 
 
 def _offsets(weight2d, x_zero, bias):
@@ -169,7 +171,7 @@ def int8_linear(x, x_zero, weight, bias):
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef int _im2col(const int8_t[:, :, :, ::1] x, float[:, ::1] cols, int8_t pad_value, Py_ssize_t kh, Py_ssize_t kw,
-                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+                 Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t ho, Py_ssize_t wo) noexcept:
     # cols[(c, i, j), n*P + oh*Wo + ow] = xpad[n, c, oh*sh + i, ow*sw + j] as float32, the padding
     # holding pad_value (the zero point). One task is one (image, channel) plane, copied into the
     # thread's padded plane buffer first, so the window rows need no bounds tests.
@@ -179,54 +181,56 @@ cdef int _im2col(const int8_t[:, :, :, ::1] x, float[:, ::1] cols, int8_t pad_va
     cdef const int8_t* src
     cdef int8_t* padded = NULL
     cdef int status = 0
-    with parallel():
-        padded = <int8_t*>malloc(hp * wp * sizeof(int8_t))
-        if padded != NULL:
-            memset(padded, pad_value, hp * wp)  # the border keeps the zero point
-        for task in prange(n * c, schedule="static"):
-            if padded == NULL:
-                status |= FAILED
-                continue
-            ni = task // c
-            ci = task - ni * c
-            for r in range(h):
-                memcpy(&padded[(r + ph) * wp + pw], &x[ni, ci, r, 0], w)
-            for i in range(kh):
-                for j in range(kw):
-                    dst = &cols[(ci * kh + i) * kw + j, ni * p]
-                    for oh in range(ho):
-                        src = &padded[(oh * sh + i) * wp + j]
-                        if sw == 1:  # a plain widening copy, which the compiler vectorises
-                            for ow in range(wo):
-                                dst[oh * wo + ow] = src[ow]
-                        else:
-                            for ow in range(wo):
-                                dst[oh * wo + ow] = src[ow * sw]
-        free(padded)
-    return status
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        with parallel():
+            padded = <int8_t*>malloc(hp * wp * sizeof(int8_t))
+            if padded != NULL:
+                memset(padded, pad_value, hp * wp)  # the border keeps the zero point
+            for task in prange(n * c, schedule="static"):
+                if padded == NULL:
+                    status |= FAILED
+                    continue
+                ni = task // c
+                ci = task - ni * c
+                for r in range(h):
+                    memcpy(&padded[(r + ph) * wp + pw], &x[ni, ci, r, 0], w)
+                for i in range(kh):
+                    for j in range(kw):
+                        dst = &cols[(ci * kh + i) * kw + j, ni * p]
+                        for oh in range(ho):
+                            src = &padded[(oh * sh + i) * wp + j]
+                            if sw == 1:  # a plain widening copy, which the compiler vectorises
+                                for ow in range(wo):
+                                    dst[oh * wo + ow] = src[ow]
+                            else:
+                                for ow in range(wo):
+                                    dst[oh * wo + ow] = src[ow * sw]
+            free(padded)
+        return status
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _add_planes(const float[:, ::1] product, int32_t[:, :, ::1] out, const int32_t[::1] offset, bint first) noexcept nogil:
+cdef void _add_planes(const float[:, ::1] product, int32_t[:, :, ::1] out, const int32_t[::1] offset, bint first) noexcept:
     # out[n, f, :] (=, or +=) offset[f] + product[f, n*P : (n+1)*P]: (F, N*P) back to NCHW order.
     cdef Py_ssize_t n = out.shape[0], f_count = out.shape[1], p = out.shape[2], task, ni, fi, q
     cdef int32_t b
     cdef const float* src
     cdef int32_t* dst
-    for task in prange(n * f_count, schedule="static"):
-        ni = task // f_count
-        fi = task - ni * f_count
-        src = &product[fi, ni * p]
-        dst = &out[ni, fi, 0]
-        if first:
-            b = offset[fi]
-            for q in range(p):
-                dst[q] = b + <int32_t>src[q]
-        else:
-            for q in range(p):
-                dst[q] += <int32_t>src[q]
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for task in prange(n * f_count, schedule="static"):
+            ni = task // f_count
+            fi = task - ni * f_count
+            src = &product[fi, ni * p]
+            dst = &out[ni, fi, 0]
+            if first:
+                b = offset[fi]
+                for q in range(p):
+                    dst[q] = b + <int32_t>src[q]
+            else:
+                for q in range(p):
+                    dst[q] += <int32_t>src[q]
 
 
 def int8_conv2d(x, x_zero, weight, bias, stride, padding):
@@ -261,13 +265,14 @@ def int8_conv2d(x, x_zero, weight, bias, stride, padding):
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _requantize(const int32_t[:, :, ::1] acc, const int32_t[::1] multiplier, const int32_t[::1] shift,
-                      int out_zero, int low, int8_t[:, :, ::1] out) noexcept nogil:
+                      int out_zero, int low, int8_t[:, :, ::1] out) noexcept:
     # One task is one (image, channel) plane: one multiplier and shift for all of it.
     cdef Py_ssize_t n = acc.shape[0], f_count = acc.shape[1], p = acc.shape[2], task, ni, fi
-    for task in prange(n * f_count, schedule="static"):
-        ni = task // f_count
-        fi = task - ni * f_count
-        tt_requantize_row(&acc[ni, fi, 0], &out[ni, fi, 0], p, multiplier[fi], shift[fi], out_zero, low)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for task in prange(n * f_count, schedule="static"):
+            ni = task // f_count
+            fi = task - ni * f_count
+            tt_requantize_row(&acc[ni, fi, 0], &out[ni, fi, 0], p, multiplier[fi], shift[fi], out_zero, low)
 
 
 def int8_requantize(acc, multiplier, shift, out_zero, relu=False):
@@ -285,33 +290,34 @@ def int8_requantize(acc, multiplier, shift, out_zero, relu=False):
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _maxpool(const int8_t[:, :, :, ::1] x, int8_t[:, :, :, ::1] out, Py_ssize_t kh, Py_ssize_t kw,
-                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept:
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3]
     cdef Py_ssize_t ho = out.shape[2], wo = out.shape[3], task, ni, ci, oh, ow, i, j, r, col
     cdef int8_t best, v
     cdef bint two_by_two = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
-    for task in prange(n * c, schedule="static"):
-        ni = task // c
-        ci = task - ni * c
-        if two_by_two:  # the common pooling: branch-free, vectorisable
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for task in prange(n * c, schedule="static"):
+            ni = task // c
+            ci = task - ni * c
+            if two_by_two:  # the common pooling: branch-free, vectorisable
+                for oh in range(ho):
+                    tt_max2x2_row(&x[ni, ci, 2 * oh, 0], &x[ni, ci, 2 * oh + 1, 0], &out[ni, ci, oh, 0], wo)
+                continue
             for oh in range(ho):
-                tt_max2x2_row(&x[ni, ci, 2 * oh, 0], &x[ni, ci, 2 * oh + 1, 0], &out[ni, ci, oh, 0], wo)
-            continue
-        for oh in range(ho):
-            for ow in range(wo):
-                best = -128  # the padding's value: never above a real one
-                for i in range(kh):
-                    r = oh * sh - ph + i
-                    if r < 0 or r >= h:
-                        continue
-                    for j in range(kw):
-                        col = ow * sw - pw + j
-                        if col < 0 or col >= w:
+                for ow in range(wo):
+                    best = -128  # the padding's value: never above a real one
+                    for i in range(kh):
+                        r = oh * sh - ph + i
+                        if r < 0 or r >= h:
                             continue
-                        v = x[ni, ci, r, col]
-                        if v > best:
-                            best = v
-                out[ni, ci, oh, ow] = best
+                        for j in range(kw):
+                            col = ow * sw - pw + j
+                            if col < 0 or col >= w:
+                                continue
+                            v = x[ni, ci, r, col]
+                            if v > best:
+                                best = v
+                    out[ni, ci, oh, ow] = best
 
 
 def int8_maxpool2d(x, kernel, stride, padding):

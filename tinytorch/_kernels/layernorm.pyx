@@ -27,7 +27,7 @@ cdef enum:
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _forward(const floating[:, ::1] x, const floating[::1] weight, bint has_weight, const floating[::1] bias,
-                   bint has_bias, double eps, floating[:, ::1] y, floating[::1] mean, floating[::1] invstd) noexcept nogil:
+                   bint has_bias, double eps, floating[:, ::1] y, floating[::1] mean, floating[::1] invstd) noexcept:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], r, j
     cdef const floating* w = &weight[0] if has_weight else NULL
     cdef const floating* b = &bias[0] if has_bias else NULL
@@ -35,27 +35,28 @@ cdef void _forward(const floating[:, ::1] x, const floating[::1] weight, bint ha
     cdef floating fm, fs
     cdef const floating* xr
     cdef floating* yr
-    for r in prange(n, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
-        xr = &x[r, 0]
-        yr = &y[r, 0]
-        m = sum_of(xr, d) / d
-        s = 1.0 / sqrt(sum_of_squared_deviations(xr, d, m) / d + eps)
-        fm = <floating>m
-        fs = <floating>s
-        mean[r] = fm
-        invstd[r] = fs
-        if w != NULL and b != NULL:
-            for j in range(d):
-                yr[j] = (xr[j] - fm) * fs * w[j] + b[j]
-        elif w != NULL:
-            for j in range(d):
-                yr[j] = (xr[j] - fm) * fs * w[j]
-        elif b != NULL:
-            for j in range(d):
-                yr[j] = (xr[j] - fm) * fs + b[j]
-        else:
-            for j in range(d):
-                yr[j] = (xr[j] - fm) * fs
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for r in prange(n, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
+            xr = &x[r, 0]
+            yr = &y[r, 0]
+            m = sum_of(xr, d) / d
+            s = 1.0 / sqrt(sum_of_squared_deviations(xr, d, m) / d + eps)
+            fm = <floating>m
+            fs = <floating>s
+            mean[r] = fm
+            invstd[r] = fs
+            if w != NULL and b != NULL:
+                for j in range(d):
+                    yr[j] = (xr[j] - fm) * fs * w[j] + b[j]
+            elif w != NULL:
+                for j in range(d):
+                    yr[j] = (xr[j] - fm) * fs * w[j]
+            elif b != NULL:
+                for j in range(d):
+                    yr[j] = (xr[j] - fm) * fs + b[j]
+            else:
+                for j in range(d):
+                    yr[j] = (xr[j] - fm) * fs
 
 
 @cython.boundscheck(False)
@@ -63,7 +64,7 @@ cdef void _forward(const floating[:, ::1] x, const floating[::1] weight, bint ha
 @cython.cdivision(True)
 cdef void _backward_rows(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
                          const floating[::1] invstd, const floating[::1] weight, bint has_weight,
-                         floating[:, ::1] dx) noexcept nogil:
+                         floating[:, ::1] dx) noexcept:
     """dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = g * w, row by row."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], r, j
     cdef const floating* w = &weight[0] if has_weight else NULL
@@ -72,40 +73,41 @@ cdef void _backward_rows(const floating[:, ::1] g, const floating[:, ::1] x, con
     cdef const floating* gr
     cdef const floating* xr
     cdef floating* dr
-    for r in prange(n, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
-        gr = &g[r, 0]
-        xr = &x[r, 0]
-        dr = &dx[r, 0]
-        m = mean[r]
-        s = invstd[r]
-        # four partial sums of gx and of gx * xhat (see loops.pxd for why)
-        a0 = a1 = a2 = a3 = c0 = c1 = c2 = c3 = 0
-        j = 0
-        while j + 4 <= d:
-            gx = gr[j] * w[j] if w != NULL else gr[j]
-            a0 = a0 + gx
-            c0 = c0 + gx * (xr[j] - m)
-            gx = gr[j + 1] * w[j + 1] if w != NULL else gr[j + 1]
-            a1 = a1 + gx
-            c1 = c1 + gx * (xr[j + 1] - m)
-            gx = gr[j + 2] * w[j + 2] if w != NULL else gr[j + 2]
-            a2 = a2 + gx
-            c2 = c2 + gx * (xr[j + 2] - m)
-            gx = gr[j + 3] * w[j + 3] if w != NULL else gr[j + 3]
-            a3 = a3 + gx
-            c3 = c3 + gx * (xr[j + 3] - m)
-            j = j + 4
-        while j < d:
-            gx = gr[j] * w[j] if w != NULL else gr[j]
-            a0 = a0 + gx
-            c0 = c0 + gx * (xr[j] - m)
-            j = j + 1
-        mg = <floating>(((a0 + a1) + (a2 + a3)) / d)
-        mgx = <floating>(((c0 + c1) + (c2 + c3)) * s / d)  # mean(gx * xhat), xhat = (x - m) * s
-        for j in range(d):
-            gx = gr[j] * w[j] if w != NULL else gr[j]
-            xh = (xr[j] - m) * s
-            dr[j] = s * (gx - mg - xh * mgx)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for r in prange(n, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
+            gr = &g[r, 0]
+            xr = &x[r, 0]
+            dr = &dx[r, 0]
+            m = mean[r]
+            s = invstd[r]
+            # four partial sums of gx and of gx * xhat (see loops.pxd for why)
+            a0 = a1 = a2 = a3 = c0 = c1 = c2 = c3 = 0
+            j = 0
+            while j + 4 <= d:
+                gx = gr[j] * w[j] if w != NULL else gr[j]
+                a0 = a0 + gx
+                c0 = c0 + gx * (xr[j] - m)
+                gx = gr[j + 1] * w[j + 1] if w != NULL else gr[j + 1]
+                a1 = a1 + gx
+                c1 = c1 + gx * (xr[j + 1] - m)
+                gx = gr[j + 2] * w[j + 2] if w != NULL else gr[j + 2]
+                a2 = a2 + gx
+                c2 = c2 + gx * (xr[j + 2] - m)
+                gx = gr[j + 3] * w[j + 3] if w != NULL else gr[j + 3]
+                a3 = a3 + gx
+                c3 = c3 + gx * (xr[j + 3] - m)
+                j = j + 4
+            while j < d:
+                gx = gr[j] * w[j] if w != NULL else gr[j]
+                a0 = a0 + gx
+                c0 = c0 + gx * (xr[j] - m)
+                j = j + 1
+            mg = <floating>(((a0 + a1) + (a2 + a3)) / d)
+            mgx = <floating>(((c0 + c1) + (c2 + c3)) * s / d)  # mean(gx * xhat), xhat = (x - m) * s
+            for j in range(d):
+                gx = gr[j] * w[j] if w != NULL else gr[j]
+                xh = (xr[j] - m) * s
+                dr[j] = s * (gx - mg - xh * mgx)
 
 
 @cython.boundscheck(False)
@@ -137,10 +139,11 @@ cdef void _column_block(const floating[:, ::1] g, const floating[:, ::1] x, cons
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _backward_columns(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
-                            const floating[::1] invstd, bint with_weight, floating[::1] dw, floating[::1] db) noexcept nogil:
+                            const floating[::1] invstd, bint with_weight, floating[::1] dw, floating[::1] db) noexcept:
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], blocks = (d + COLUMN_BLOCK - 1) // COLUMN_BLOCK, k
-    for k in prange(blocks, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
-        _column_block(g, x, mean, invstd, k * COLUMN_BLOCK, min(d, (k + 1) * COLUMN_BLOCK), with_weight, dw, db)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for k in prange(blocks, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
+            _column_block(g, x, mean, invstd, k * COLUMN_BLOCK, min(d, (k + 1) * COLUMN_BLOCK), with_weight, dw, db)
 
 
 def _vector(v, dtype):

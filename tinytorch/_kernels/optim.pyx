@@ -92,12 +92,13 @@ cdef inline floating* _data(floating[::1] x) noexcept nogil:
 @cython.cdivision(True)
 cdef void _sgd(floating[::1] p, const floating[::1] g, floating[::1] buf, bint has_buf, floating lr,
                floating momentum, floating keep_grad, floating weight_decay, bint nesterov,
-               bint first_step) noexcept nogil:
+               bint first_step) noexcept:
     cdef Py_ssize_t n = p.shape[0], blocks = (n + BLOCK - 1) // BLOCK, c
     cdef floating* b = _data(buf) if has_buf else NULL
-    for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
-        _sgd_block(&p[0], &g[0], b, c * BLOCK, min(n, c * BLOCK + BLOCK), lr, momentum, keep_grad, weight_decay,
-                   nesterov, first_step)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
+            _sgd_block(&p[0], &g[0], b, c * BLOCK, min(n, c * BLOCK + BLOCK), lr, momentum, keep_grad, weight_decay,
+                       nesterov, first_step)
 
 
 @cython.boundscheck(False)
@@ -105,12 +106,13 @@ cdef void _sgd(floating[::1] p, const floating[::1] g, floating[::1] buf, bint h
 @cython.cdivision(True)
 cdef void _adam(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v, floating[::1] vmax,
                 bint amsgrad, floating step_size, floating new_grad, floating beta2, floating new_sq,
-                floating eps, floating weight_decay, floating shrink) noexcept nogil:
+                floating eps, floating weight_decay, floating shrink) noexcept:
     cdef Py_ssize_t n = p.shape[0], blocks = (n + BLOCK - 1) // BLOCK, c
     cdef floating* most = _data(vmax) if amsgrad else NULL
-    for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
-        _adam_block(&p[0], &g[0], &m[0], &v[0], most, c * BLOCK, min(n, c * BLOCK + BLOCK), step_size, new_grad,
-                    beta2, new_sq, eps, weight_decay, shrink)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
+            _adam_block(&p[0], &g[0], &m[0], &v[0], most, c * BLOCK, min(n, c * BLOCK + BLOCK), step_size, new_grad,
+                        beta2, new_sq, eps, weight_decay, shrink)
 
 
 @cython.boundscheck(False)
@@ -118,13 +120,14 @@ cdef void _adam(floating[::1] p, const floating[::1] g, floating[::1] m, floatin
 @cython.cdivision(True)
 cdef void _rmsprop(floating[::1] p, const floating[::1] g, floating[::1] sq, floating[::1] buf, bint has_buf,
                    floating[::1] gavg, bint centered, floating lr, floating alpha, floating new_sq, floating eps,
-                   floating weight_decay, floating momentum) noexcept nogil:
+                   floating weight_decay, floating momentum) noexcept:
     cdef Py_ssize_t n = p.shape[0], blocks = (n + BLOCK - 1) // BLOCK, c
     cdef floating* b = _data(buf) if has_buf else NULL
     cdef floating* a = _data(gavg) if centered else NULL
-    for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
-        _rmsprop_block(&p[0], &g[0], &sq[0], b, a, c * BLOCK, min(n, c * BLOCK + BLOCK), lr, alpha, new_sq, eps,
-                       weight_decay, momentum)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for c in prange(blocks, schedule="static", use_threads_if=blocks > 1):
+            _rmsprop_block(&p[0], &g[0], &sq[0], b, a, c * BLOCK, min(n, c * BLOCK + BLOCK), lr, alpha, new_sq, eps,
+                           weight_decay, momentum)
 
 
 def _flat(x, like):

@@ -36,7 +36,7 @@ cdef inline bint _beats(floating v, floating best) noexcept nogil:
 @cython.cdivision(True)
 cdef void _maxpool(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out, int64_t[:, ::1] argmax,
                    Py_ssize_t wo, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
-                   Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+                   Py_ssize_t ph, Py_ssize_t pw) noexcept:
     # x: (planes, H*W); out, argmax: (planes, Ho*Wo). The first maximum in row-major order wins; a
     # NaN is the maximum (the first NaN, as np.argmax has it) so it propagates.
     cdef Py_ssize_t h = x.shape[1] // w, ho = out.shape[1] // wo, plane, oh, ow, r0, r1, c0, c1, r, col
@@ -44,22 +44,23 @@ cdef void _maxpool(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out,
     cdef floating best, v
     cdef bint take
     cdef const floating* src
-    for plane in prange(x.shape[0], schedule="static"):
-        src = &x[plane, 0]
-        for oh in range(ho):
-            r0, r1 = _clip(oh * sh - ph, kh, h)
-            for ow in range(wo):
-                c0, c1 = _clip(ow * sw - pw, kw, w)
-                best_at = r0 * w + c0
-                best = src[best_at]
-                for r in range(r0, r1):
-                    for col in range(c0, c1):
-                        v = src[r * w + col]
-                        take = _beats(v, best)
-                        best = v if take else best
-                        best_at = r * w + col if take else best_at
-                out[plane, oh * wo + ow] = best
-                argmax[plane, oh * wo + ow] = best_at
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(x.shape[0], schedule="static"):
+            src = &x[plane, 0]
+            for oh in range(ho):
+                r0, r1 = _clip(oh * sh - ph, kh, h)
+                for ow in range(wo):
+                    c0, c1 = _clip(ow * sw - pw, kw, w)
+                    best_at = r0 * w + c0
+                    best = src[best_at]
+                    for r in range(r0, r1):
+                        for col in range(c0, c1):
+                            v = src[r * w + col]
+                            take = _beats(v, best)
+                            best = v if take else best
+                            best_at = r * w + col if take else best_at
+                    out[plane, oh * wo + ow] = best
+                    argmax[plane, oh * wo + ow] = best_at
 
 
 cdef inline void _maxpool_2x2_row(const floating* upper, const floating* lower, floating* dst, int64_t* idx,
@@ -89,94 +90,100 @@ cdef inline void _maxpool_2x2_row(const floating* upper, const floating* lower, 
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _maxpool_2x2(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out, int64_t[:, ::1] argmax,
-                       Py_ssize_t wo) noexcept nogil:
+                       Py_ssize_t wo) noexcept:
     cdef Py_ssize_t ho = out.shape[1] // wo, plane, oh
-    for plane in prange(x.shape[0], schedule="static"):
-        for oh in range(ho):
-            _maxpool_2x2_row(&x[plane, 2 * oh * w], &x[plane, (2 * oh + 1) * w], &out[plane, oh * wo],
-                             &argmax[plane, oh * wo], wo, <int>w, <int>(2 * oh * w))
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(x.shape[0], schedule="static"):
+            for oh in range(ho):
+                _maxpool_2x2_row(&x[plane, 2 * oh * w], &x[plane, (2 * oh + 1) * w], &out[plane, oh * wo],
+                                 &argmax[plane, oh * wo], wo, <int>w, <int>(2 * oh * w))
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef Py_ssize_t _maxpool_grad(const floating[:, ::1] grad_out, const int64_t[:, ::1] argmax,
-                              floating[:, ::1] grad_x) noexcept nogil:
+                              floating[:, ::1] grad_x) noexcept:
     # grad_x[plane, argmax[plane, q]] += grad_out[plane, q]; returns how many indices fell outside
     # the plane (those are skipped: a caller's bad argmax must not write outside grad_x).
     cdef Py_ssize_t size = grad_x.shape[1], plane, q, at, bad = 0
     cdef floating* dst
-    for plane in prange(grad_x.shape[0], schedule="static"):
-        dst = &grad_x[plane, 0]
-        memset(dst, 0, size * sizeof(floating))
-        for q in range(grad_out.shape[1]):
-            at = argmax[plane, q]
-            if at < 0 or at >= size:
-                bad += 1
-            else:
-                dst[at] += grad_out[plane, q]
-    return bad
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(grad_x.shape[0], schedule="static"):
+            dst = &grad_x[plane, 0]
+            memset(dst, 0, size * sizeof(floating))
+            for q in range(grad_out.shape[1]):
+                at = argmax[plane, q]
+                if at < 0 or at >= size:
+                    bad += 1
+                else:
+                    dst[at] += grad_out[plane, q]
+        return bad
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _avgpool(const floating[:, ::1] x, Py_ssize_t w, floating[:, ::1] out, Py_ssize_t wo,
-                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+                   Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept:
     # Sum of the window's in-bounds part divided by the full KH*KW (padding counts as zeros).
     cdef Py_ssize_t h = x.shape[1] // w, ho = out.shape[1] // wo, plane, oh, ow, r0, r1, c0, c1, r, col
     cdef floating total, scale = 1.0 / (kh * kw)
-    for plane in prange(x.shape[0], schedule="static"):
-        for oh in range(ho):
-            r0, r1 = _clip(oh * sh - ph, kh, h)
-            for ow in range(wo):
-                c0, c1 = _clip(ow * sw - pw, kw, w)
-                total = 0
-                for r in range(r0, r1):
-                    for col in range(c0, c1):
-                        total = total + x[plane, r * w + col]
-                out[plane, oh * wo + ow] = total * scale
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(x.shape[0], schedule="static"):
+            for oh in range(ho):
+                r0, r1 = _clip(oh * sh - ph, kh, h)
+                for ow in range(wo):
+                    c0, c1 = _clip(ow * sw - pw, kw, w)
+                    total = 0
+                    for r in range(r0, r1):
+                        for col in range(c0, c1):
+                            total = total + x[plane, r * w + col]
+                    out[plane, oh * wo + ow] = total * scale
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
 cdef void _avgpool_grad(const floating[:, ::1] grad_out, Py_ssize_t wo, floating[:, ::1] grad_x, Py_ssize_t w,
-                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept nogil:
+                        Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw) noexcept:
     cdef Py_ssize_t h = grad_x.shape[1] // w, ho = grad_out.shape[1] // wo, plane, oh, ow, r0, r1, c0, c1, r, col
     cdef floating share, scale = 1.0 / (kh * kw)
     cdef floating* dst
-    for plane in prange(grad_x.shape[0], schedule="static"):
-        dst = &grad_x[plane, 0]
-        memset(dst, 0, grad_x.shape[1] * sizeof(floating))
-        for oh in range(ho):
-            r0, r1 = _clip(oh * sh - ph, kh, h)
-            for ow in range(wo):
-                c0, c1 = _clip(ow * sw - pw, kw, w)
-                share = grad_out[plane, oh * wo + ow] * scale
-                for r in range(r0, r1):
-                    for col in range(c0, c1):
-                        dst[r * w + col] += share
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(grad_x.shape[0], schedule="static"):
+            dst = &grad_x[plane, 0]
+            memset(dst, 0, grad_x.shape[1] * sizeof(floating))
+            for oh in range(ho):
+                r0, r1 = _clip(oh * sh - ph, kh, h)
+                for ow in range(wo):
+                    c0, c1 = _clip(ow * sw - pw, kw, w)
+                    share = grad_out[plane, oh * wo + ow] * scale
+                    for r in range(r0, r1):
+                        for col in range(c0, c1):
+                            dst[r * w + col] += share
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _plane_means(const floating[:, ::1] x, floating[::1] out) noexcept nogil:
+cdef void _plane_means(const floating[:, ::1] x, floating[::1] out) noexcept:
     cdef Py_ssize_t plane, size = x.shape[1]
-    for plane in prange(x.shape[0], schedule="static"):
-        out[plane] = <floating>(sum_of(&x[plane, 0], size) / size)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(x.shape[0], schedule="static"):
+            out[plane] = <floating>(sum_of(&x[plane, 0], size) / size)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _spread_means(const floating[::1] grad_out, floating[:, ::1] grad_x) noexcept nogil:
+cdef void _spread_means(const floating[::1] grad_out, floating[:, ::1] grad_x) noexcept:
     cdef Py_ssize_t plane, q, size = grad_x.shape[1]
     cdef floating share
-    for plane in prange(grad_x.shape[0], schedule="static"):
-        share = grad_out[plane] / size
-        for q in range(size):
-            grad_x[plane, q] = share
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for plane in prange(grad_x.shape[0], schedule="static"):
+            share = grad_out[plane] / size
+            for q in range(size):
+                grad_x[plane, q] = share
 
 
 def _planes(a):

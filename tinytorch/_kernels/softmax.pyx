@@ -22,55 +22,57 @@ cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 32768
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_log) noexcept nogil:
+cdef void _softmax_rows(const floating[:, ::1] x, floating[:, ::1] y, bint take_log) noexcept:
     cdef Py_ssize_t rows = x.shape[0], n = x.shape[1], i, j
     cdef floating m, total
     cdef const floating* xr
     cdef floating* yr
-    for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
-        xr = &x[i, 0]
-        yr = &y[i, 0]
-        m = xr[0]
-        for j in range(1, n):
-            if xr[j] > m:
-                m = xr[j]
-        # exp into the output row first (a loop the compiler vectorises), then sum it.
-        for j in range(n):
-            yr[j] = fexp(xr[j] - m)
-        total = <floating>sum_of(yr, n)
-        if take_log:
-            # (x - m) - log(total), not x - (m + log(total)): with logits near 1000 the second form
-            # rounds m + log(total) to float32 first and loses the small log term (error ~1e-5).
-            total = flog(total)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
+            xr = &x[i, 0]
+            yr = &y[i, 0]
+            m = xr[0]
+            for j in range(1, n):
+                if xr[j] > m:
+                    m = xr[j]
+            # exp into the output row first (a loop the compiler vectorises), then sum it.
             for j in range(n):
-                yr[j] = (xr[j] - m) - total
-        else:
-            total = 1 / total
-            for j in range(n):
-                yr[j] = yr[j] * total
+                yr[j] = fexp(xr[j] - m)
+            total = <floating>sum_of(yr, n)
+            if take_log:
+                # (x - m) - log(total), not x - (m + log(total)): with logits near 1000 the second form
+                # rounds m + log(total) to float32 first and loses the small log term (error ~1e-5).
+                total = flog(total)
+                for j in range(n):
+                    yr[j] = (xr[j] - m) - total
+            else:
+                total = 1 / total
+                for j in range(n):
+                    yr[j] = yr[j] * total
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _softmax_grad_rows(const floating[:, ::1] y, const floating[:, ::1] g, floating[:, ::1] dx, bint from_log) noexcept nogil:
+cdef void _softmax_grad_rows(const floating[:, ::1] y, const floating[:, ::1] g, floating[:, ::1] dx, bint from_log) noexcept:
     cdef Py_ssize_t rows = y.shape[0], n = y.shape[1], i, j
     cdef floating acc
     cdef const floating* yr
     cdef const floating* gr
     cdef floating* dr
-    for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
-        yr = &y[i, 0]
-        gr = &g[i, 0]
-        dr = &dx[i, 0]
-        if from_log:
-            acc = <floating>sum_of(gr, n)
-            for j in range(n):
-                dr[j] = gr[j] - fexp(yr[j]) * acc
-        else:
-            acc = <floating>sum_of_centred_products(gr, yr, n, 0.0)
-            for j in range(n):
-                dr[j] = yr[j] * (gr[j] - acc)
+    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
+        for i in prange(rows, schedule="static", use_threads_if=rows * n >= PARALLEL_MIN_ELEMENTS):
+            yr = &y[i, 0]
+            gr = &g[i, 0]
+            dr = &dx[i, 0]
+            if from_log:
+                acc = <floating>sum_of(gr, n)
+                for j in range(n):
+                    dr[j] = gr[j] - fexp(yr[j]) * acc
+            else:
+                acc = <floating>sum_of_centred_products(gr, yr, n, 0.0)
+                for j in range(n):
+                    dr[j] = yr[j] * (gr[j] - acc)
 
 
 def _as_rows(a):
