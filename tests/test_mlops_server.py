@@ -67,8 +67,8 @@ def test_health_and_metadata(served):
 
 def test_json_and_npy_requests(served):
     client, package = served
-    body = good(client, package, rows=3)
-    assert body["model"] == "mlp" and len(body["id"]) == 32
+    body, again = good(client, package, rows=3), good(client, package, rows=1)
+    assert body["model"] == "mlp" and body["id"] and again["id"] != body["id"]  # a request without an id gets a new one
     x = np.random.default_rng(5).normal(size=(4, 12)).astype(np.float32)
     response = client.post("/predict", content=npy_bytes(x),
                            headers={"content-type": "application/x-npy", "accept": "application/x-npy",

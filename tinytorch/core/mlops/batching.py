@@ -67,9 +67,10 @@ class MicroBatcher:
     Parameters
     ----------
     run : callable
-        ``outputs = run(inputs)`` on a NumPy batch; outputs have one row per input row. It runs in
-        one worker thread, one batch at a time (NumPy and the compiled kernels release the GIL,
-        so the event loop goes on parsing requests meanwhile).
+        ``outputs = run(inputs)`` on a NumPy batch: an array with one row per input row, or a tuple
+        of such arrays (each request gets its rows of each). It runs in one worker thread, one
+        batch at a time (NumPy and the compiled kernels release the GIL, so the event loop goes
+        on parsing requests meanwhile); work done there once per batch is not done per request.
     max_batch : int
         Rows per model call. A single request with more rows runs alone.
     max_delay_s : float
@@ -198,8 +199,9 @@ class MicroBatcher:
                 self.on_batch(len(inputs), finished - started)
             start = 0
             for item in batch:
-                rows = len(item.inputs)
+                stop = start + len(item.inputs)
+                rows = tuple(o[start:stop] for o in outputs) if isinstance(outputs, tuple) else outputs[start:stop]
                 info = BatchInfo(len(inputs), started - item.arrived, finished - started)
                 if not item.future.done():
-                    item.future.set_result((outputs[start:start + rows], info))
-                start += rows
+                    item.future.set_result((rows, info))
+                start = stop

@@ -17,6 +17,7 @@ demo_requests_total{status="422"} 2
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 from typing import Iterable, Sequence
@@ -53,9 +54,13 @@ class _Metric:
         self._lock = threading.Lock()
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if set(labels) != set(self.labelnames):
+        try:
+            key = tuple([str(labels[n]) for n in self.labelnames])
+        except KeyError:
+            key = None
+        if key is None or len(labels) != len(self.labelnames):
             raise ValueError(f"metric {self.name}: labels {sorted(labels)}; expected {list(self.labelnames)}")
-        return tuple(str(labels[n]) for n in self.labelnames)
+        return key
 
     def samples(self) -> Iterable[str]:
         raise NotImplementedError
@@ -115,7 +120,7 @@ class Histogram(_Metric):
         key = self._key(labels)
         with self._lock:
             counts = self.counts.setdefault(key, [0] * (len(self.buckets) + 1))
-            index = next((i for i, bound in enumerate(self.buckets) if value <= bound), len(self.buckets))
+            index = bisect.bisect_left(self.buckets, value)  # the first bound >= value; len(buckets): +Inf
             counts[index] += 1
             self.sums[key] = self.sums.get(key, 0.0) + value
 

@@ -111,8 +111,11 @@ class TensorSpec:
             raise SignatureError(field, f"got shape {array.shape}; expected {list(self.shape)} (-1: any size){hint}")
         if self.max_shape is not None and any(m != -1 and g > m for m, g in zip(self.max_shape, array.shape)):
             raise SignatureError(field, f"got shape {array.shape}; at most {list(self.max_shape)} (-1: no limit)")
-        with np.errstate(over="ignore"):
-            converted = array.astype(want, copy=False)
+        if array.dtype == want:
+            converted = array
+        else:
+            with np.errstate(over="ignore"):
+                converted = array.astype(want)
         if want.kind == "f" and not np.isfinite(converted).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(converted))[0])
             raise SignatureError(field, f"holds a NaN or infinite value (or one beyond {self.dtype}'s range) at index {list(where)}")
