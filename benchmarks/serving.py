@@ -1,6 +1,6 @@
 """Serving benchmark: an MLP and the CIFAR-10 CNN behind ``tito serve``, under open-loop load on loopback.
 
-    python -m benchmarks.serving [--duration S] [--probe S] [--model FILE] [--max-batch N] [--max-delay-ms MS]
+    python -m benchmarks.serving [--duration S] [--probe S] [--repeats N] [--model FILE] [--max-batch N] [--max-delay-ms MS]
                                  [--no-wait] [--threads N] [--output NAME]
 
 Each server runs in its own process (``tito serve``, started by ``ServerProcess``); the load
@@ -17,8 +17,9 @@ model's threads wait for each other).
    latency stays within the bound ``max delay + one batch time`` (one batch time: the model's
    median time on a full ``--max-batch`` batch, measured in this process before the servers
    start). Found as LoadGen's FindPeakPerformance does (lesson 14's ``find_peak_server_qps``: halve
-   or double from 50 requests/s until the verdict flips, then bisect to within 10 %); each probe
-   lasts ``--probe`` seconds after a one-second warm-up. Measured for the batch-1 server and the
+   or double from 50 requests/s until the verdict flips, then bisect to within 10 %); each test
+   lasts ``--probe`` seconds after a one-second warm-up, and a rate passes when the majority of
+   ``--repeats`` tests there pass (every test is in the table). Measured for the batch-1 server and the
    micro-batching server under the same bound. Target (CNN): micro-batching >= 2x batch-1.
 3. **CPU per request**, of the server process (``/proc``) and of the load generator (this
    process), in every probe. Client and servers share the machine's cores, so
@@ -107,13 +108,13 @@ def batch_seconds(model, example_shape: tuple[int, ...], batch: int, repeats: in
     return statistics.median(times)
 
 
-def probe(process, server: str, rate: float, seconds: float, bound: float) -> Probe:
+def probe_once(process, server: str, rate: float, seconds: float, bound: float, seed: int) -> Probe:
     """One load test at ``rate`` after a one-second warm-up at the same rate, with both sides' CPU time."""
     from tinytorch.core.mlops import load_test
 
-    load_test(process.url, rate, 1.0, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=int(rate) + 1)
+    load_test(process.url, rate, 1.0, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=seed + 1)
     server_before, client_before = process.cpu_seconds(), time.process_time()
-    result = load_test(process.url, rate, seconds, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=int(rate))
+    result = load_test(process.url, rate, seconds, arrivals="poisson", warmup_s=0, timeout_s=30.0, seed=seed)
     server_after, client_after = process.cpu_seconds(), time.process_time()
     sent = max(1, result.completed + result.failed)
     server_cpu = None if server_before is None else (server_after - server_before) / sent
@@ -126,13 +127,35 @@ def probe(process, server: str, rate: float, seconds: float, bound: float) -> Pr
     return Probe(server, rate, result, valid, server_cpu, (client_after - client_before) / sent)
 
 
-def saturation(process, server: str, seconds: float, bound: float, start_rate: float = 50.0) -> tuple[float, list[Probe]]:
-    """The highest passing rate, by lesson 14's LoadGen-style search (halve or double, then bisect to 10 %)."""
+def probe(process, server: str, rate: float, seconds: float, bound: float, repeats: int, runs: list[Probe]) -> Probe:
+    """The verdict at ``rate``: the majority of up to ``repeats`` load tests, stopping once it is decided.
+
+    On a shared two-core machine one stall of a few tens of milliseconds decides an 8-second
+    test's p99; one test per rate let such a stall end a saturation search early (a batch-1 server
+    failed at 200 requests/s in one run and passed 336 in the one before). Every test goes to
+    ``runs``; the one returned carries the verdict and the test whose p99 is the median.
+    """
+    tests: list[Probe] = []
+    need = repeats // 2 + 1
+    while sum(t.valid for t in tests) < need and sum(not t.valid for t in tests) < need:
+        tests.append(probe_once(process, server, rate, seconds, bound, seed=int(rate) + 1000 * len(tests)))
+    runs.extend(tests)
+    valid = sum(t.valid for t in tests) >= need
+    by_p99 = sorted(tests, key=lambda t: t.result.latency_s.get("p99", float("inf")))
+    median = by_p99[(len(by_p99) - 1) // 2]
+    return Probe(server, rate, median.result, valid, median.server_cpu_s, median.client_cpu_s)
+
+
+def saturation(process, server: str, seconds: float, bound: float, repeats: int,
+               start_rate: float = 50.0) -> tuple[float, list[Probe]]:
+    """The highest passing rate, by lesson 14's LoadGen-style search (halve or double, then bisect to 10 %),
+    each rate judged by the majority of ``repeats`` tests; returns it and every test run."""
     from tinytorch.core.benchmarking.loadgen import find_peak_server_qps
 
-    best, probes = find_peak_server_qps(lambda rate: probe(process, server, rate, seconds, bound), start_rate,
-                                        tolerance=0.10, max_runs=12)
-    return best or 0.0, probes
+    runs: list[Probe] = []
+    best, _ = find_peak_server_qps(lambda rate: probe(process, server, rate, seconds, bound, repeats, runs), start_rate,
+                                   tolerance=0.10, max_runs=12)
+    return best or 0.0, runs
 
 
 def ms(seconds: float | None) -> str:
@@ -179,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each fixed-rate test")
     parser.add_argument("--probe", type=float, default=8.0, help="seconds of each saturation probe")
     parser.add_argument("--model", default=str(ROOT / "examples" / "checkpoints" / "cifar10_cnn.npz"))
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="load tests per rate in the saturation search; the majority decides")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--max-delay-ms", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1,
@@ -230,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
                 state = idle()
                 log(f"{name}, {label} server: saturation search under p99 <= {bound * 1e3:.1f} ms")
                 with ServerProcess([path], max_batch=max_batch, max_delay_ms=args.max_delay_ms) as server:
-                    best, probes = saturation(server, label, args.probe, bound)
+                    best, probes = saturation(server, label, args.probe, bound, args.repeats)
                 results[label] = (best, state)
                 by_server[label] = probes
             (b1, s1), (mb, s2) = results.values()
