@@ -1,10 +1,11 @@
-"""The README's speed and profiler tables, generated from the recorded results (never copied by hand).
+"""The README's speed, profiler and serving tables, generated from the recorded results (never copied by hand).
 
-    python -m benchmarks.readme_table            # rewrite both tables in README.md from their records
+    python -m benchmarks.readme_table            # rewrite the tables in README.md from their records
     python -m benchmarks.readme_table --check    # exit 1 if README.md's tables differ from the records
 
 The speed table comes from benchmarks/results/*.json, the profiler table (``profile_table``) from
-examples/results/profile_cifar10/profile.json. Each table sits between two marker lines in README.md;
+examples/results/profile_cifar10/profile.json, the serving figures (``serving_table``) from
+benchmarks/results/serving.md. Each table sits between two marker lines in README.md;
 everything else in the README is left alone. Each row names a recorded case (or op) and the figures
 it shows; one missing from the records is an error, so a renamed case cannot leave a stale figure behind.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from tinytorch.core.atomic_write import write_text_atomic
 
-from . import profile_table
+from . import profile_table, serving_table
 from .harness import PROJECT_ROOT, RESULTS_DIR
 
 README = PROJECT_ROOT / "README.md"
@@ -116,8 +117,9 @@ def replace_block(text: str, block: str) -> str:
 
 
 def readme_text(current: str) -> str:
-    """README.md's text ``current`` with both generated tables rendered afresh from their records."""
-    return replace_block(replace_block(current, table()), profile_table.table(profile_table.load()))
+    """README.md's text ``current`` with the generated tables rendered afresh from their records."""
+    text = replace_block(replace_block(current, table()), profile_table.table(profile_table.load()))
+    return replace_block(text, serving_table.table(serving_table.load()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = readme_text(current)
     if args.check:
         if wanted != current:
-            print("README.md's speed or profiler table differs from the records; run python -m benchmarks.readme_table",
+            print("README.md's speed, profiler or serving table differs from the records; run python -m benchmarks.readme_table",
                   file=sys.stderr)
             return 1
         return 0
