@@ -228,25 +228,30 @@ class Lookahead(Callback):
 
 def tta_logits(model: Module, images: np.ndarray, level: int, batch_size: int = 500) -> np.ndarray:
     """Class scores of standardised ``images``, averaged over views: 0 the image, 1 and its mirror,
-    2 and also the mirrored pair shifted one pixel up-left and down-right (reflect padding)."""
+    2 and also the mirrored pair shifted one pixel up-left and down-right (reflect padding).
+
+    The views are made ``batch_size`` images at a time, so they never exist for the whole test set at once."""
     model.eval()
 
     def scores(x: np.ndarray) -> np.ndarray:
         with tt.no_grad():
-            return np.concatenate([model(tt.tensor(x[i:i + batch_size])).data for i in range(0, len(x), batch_size)])
+            return model(tt.tensor(np.ascontiguousarray(x))).data
 
     def mirrored(x: np.ndarray) -> np.ndarray:
-        return 0.5 * scores(x) + 0.5 * scores(np.ascontiguousarray(x[..., ::-1]))
+        return 0.5 * scores(x) + 0.5 * scores(x[..., ::-1])
 
-    if level == 0:
-        return scores(images)
-    logits = mirrored(images)
-    if level == 1:
-        return logits
-    padded = np.pad(images, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
-    size = images.shape[-1]
-    shifted = [mirrored(np.ascontiguousarray(padded[..., d:d + size, d:d + size])) for d in (0, 2)]
-    return 0.5 * logits + 0.25 * (shifted[0] + shifted[1])
+    def views(x: np.ndarray) -> np.ndarray:
+        if level == 0:
+            return scores(x)
+        logits = mirrored(x)
+        if level == 1:
+            return logits
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="reflect")
+        size = x.shape[-1]
+        shifted = [mirrored(padded[..., d:d + size, d:d + size]) for d in (0, 2)]
+        return 0.5 * logits + 0.25 * (shifted[0] + shifted[1])
+
+    return np.concatenate([views(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def param_groups(model: Module, lr: float, weight_decay: float) -> list[dict]:

@@ -71,6 +71,40 @@ def test_compiled_matches_reference(geometry, dtype, flags, data):
     compare(x, weight, bias, grad, stride, padding, need_input_grad, need_bias_grad)
 
 
+@settings(max_examples=40)
+@given(geometry=conv_geometries(), dtype=st.sampled_from(DTYPES), images=st.integers(1, 2), data=st.data())
+def test_compiled_matches_reference_a_few_images_at_a_time(geometry, dtype, images, data):
+    """A batch whose column buffer exceeds the budget is done in chunks of images; the results are the same."""
+    x_shape, w_shape, stride, padding = geometry
+    _, _, ho, wo = out_shape(x_shape, w_shape, stride, padding)
+    x = data.draw(arrays(x_shape, dtype))
+    weight, bias = data.draw(arrays(w_shape, dtype)), data.draw(arrays((w_shape[0],), dtype))
+    grad = data.draw(arrays(out_shape(x_shape, w_shape, stride, padding), dtype))
+    per_image = w_shape[1] * w_shape[2] * w_shape[3] * ho * wo * np.dtype(dtype).itemsize
+    budget = compiled.COLS_BUDGET_BYTES
+    compiled.COLS_BUDGET_BYTES = images * per_image  # chunks of one or two images
+    try:
+        compare(x, weight, bias, grad, stride, padding)
+        assert_close(compiled.conv2d_fused_forward(x, weight, bias, stride, padding, relu=True),
+                     reference.conv2d_fused_forward(x, weight, bias, stride, padding, relu=True),
+                     "conv2d_fused_forward", w_shape[1] * w_shape[2] * w_shape[3])
+    finally:
+        compiled.COLS_BUDGET_BYTES = budget
+
+
+def test_a_large_batch_keeps_the_column_buffer_within_its_budget():
+    from tinytorch._kernels import workspace
+
+    workspace.release()
+    x = np.random.default_rng(4).standard_normal((256, 24, 31, 31), dtype=np.float32)  # airbench's first stage
+    weight = np.random.default_rng(5).standard_normal((32, 24, 3, 3), dtype=np.float32)
+    grad = compiled.conv2d_forward(x, weight, None, (1, 1), (1, 1))
+    compiled.conv2d_backward(x, weight, grad, (1, 1), (1, 1))
+    unchunked = 24 * 9 * 31 * 31 * 256 * 4  # 212 MB in one piece
+    assert workspace.held_bytes() <= compiled.COLS_BUDGET_BYTES * (1 + 32 / (24 * 9)) < unchunked / 2
+    workspace.release()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geometry", EDGE_GEOMETRIES, ids=str)
 def test_compiled_matches_reference_on_edge_geometries(geometry, dtype):
