@@ -23,12 +23,17 @@ from tinytorch.core import kernels
 
 pytestmark = pytest.mark.skipif(not kernels.compiled_available(), reason="the compiled kernels are not built")
 
-CALLS = 5  # calls per kernel; the verdict is on the median call
+CALLS = 5  # calls per kernel; the verdict is on the freest call (noise only ever lengthens a stall)
 HELD = 0.5  # a call is judged to hold the GIL when this thread stood still for half of it or more
 
 
 def longest_stall(call: Callable[[], object], calls: int = CALLS) -> float:
-    """Median over ``calls`` worker-thread calls of (longest stretch this thread made no progress) / (call time)."""
+    """The least, over ``calls`` worker-thread calls, of (longest stretch this thread made no progress) / (call time).
+
+    A kernel that keeps the GIL stalls this thread for the whole of its loop in every call, whatever
+    else the machine does; a busy machine (or another Python thread taking the GIL) can only make a
+    releasing kernel's stalls longer, so the freest call is the one that tells them apart.
+    """
     spans: list[tuple[float, float]] = []
     stamps: list[float] = []
     started, finished = threading.Event(), threading.Event()
@@ -61,7 +66,7 @@ def longest_stall(call: Callable[[], object], calls: int = CALLS) -> float:
         inside = marks[(marks > begin) & (marks < end)]
         edges = np.concatenate([[begin], inside, [end]])
         ratios.append(float(np.diff(edges).max() / (end - begin)))
-    return float(np.median(ratios))
+    return float(min(ratios))
 
 
 def _f32(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -98,8 +103,8 @@ def kernel_calls() -> dict[str, Callable[[Callable[[str], Callable]], Callable[[
     pool = ((2, 2), (2, 2), (0, 0))
     planes = _f32(rng, 64, 64, 64, 64)  # the 2x2 pool is fast: four times the image, for a call of milliseconds
     on("maxpool2d_forward", lambda k: lambda: k("maxpool2d_forward")(planes, *pool))
-    on("maxpool2d_backward", lambda k: (lambda out: lambda: k("maxpool2d_backward")(out[0], out[1], image.shape))(
-        k("maxpool2d_forward")(image, *pool)))
+    on("maxpool2d_backward", lambda k: (lambda out: lambda: k("maxpool2d_backward")(out[0], out[1], planes.shape))(
+        k("maxpool2d_forward")(planes, *pool)))
     on("avgpool2d_forward", lambda k: lambda: k("avgpool2d_forward")(image, (3, 3), (1, 1), (1, 1)))
     on("avgpool2d_backward", lambda k: lambda: k("avgpool2d_backward")(image, image.shape, (3, 3), (1, 1), (1, 1)))
     on("global_avgpool2d_forward", lambda k: lambda: k("global_avgpool2d_forward")(image))
