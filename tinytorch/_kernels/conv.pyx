@@ -3,7 +3,8 @@
 Same names, arguments and results as in ``reference.py``, which documents them. With K = C*KH*KW
 input values per window and P = Ho*Wo windows per image, the windows of the whole batch are laid
 out as one column matrix ``cols`` (K, N*P), so each product is a single large matrix product, the
-shape BLAS runs fastest here (measured against per-image products):
+shape BLAS runs fastest here (measured against per-image products). A batch whose columns would pass
+COLS_BUDGET_BYTES is done a chunk of images at a time, each chunk still one large product:
 
     forward          out (F, N*P)     = W (F, K)        @ cols (K, N*P)
     weight gradient  dW (F, K)        = g (F, N*P)      @ cols.T
