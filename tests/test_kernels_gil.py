@@ -142,15 +142,19 @@ def kernel_calls() -> dict[str, Callable[[Callable[[str], Callable]], Callable[[
     accumulators = rng.integers(-2**20, 2**20, (64, 64, 64, 64), dtype=np.int32)
     on("int8_requantize", lambda k: lambda: k("int8_requantize")(
         accumulators, np.full(64, 2**30, np.int32), np.full(64, 40, np.int32), 0, relu=True))
-    on("int8_maxpool2d", lambda k: lambda: k("int8_maxpool2d")(_int8(rng, 32, 64, 64, 64), (2, 2), (2, 2), (0, 0)))
+    q_planes = _int8(rng, 32, 64, 64, 64)
+    on("int8_maxpool2d", lambda k: lambda: k("int8_maxpool2d")(q_planes, (2, 2), (2, 2), (0, 0)))
     return table
 
 
-CALL_BUILDERS = kernel_calls()
+@pytest.fixture(scope="module")
+def call_builders():
+    """The calls, with their inputs (a few hundred MB), made once for this module and freed after it."""
+    return kernel_calls()
 
 
-def test_every_kernel_has_a_call():
-    assert sorted(CALL_BUILDERS) == sorted(kernels.KERNEL_NAMES)
+def test_every_kernel_has_a_call(call_builders):
+    assert sorted(call_builders) == sorted(kernels.KERNEL_NAMES)
 
 
 def test_the_check_sees_a_call_that_keeps_the_gil():
@@ -167,10 +171,10 @@ def one_kernel_thread():
 
 
 @pytest.mark.parametrize("name", kernels.KERNEL_NAMES)
-def test_compiled_kernel_releases_the_gil(name, one_kernel_thread):
+def test_compiled_kernel_releases_the_gil(name, one_kernel_thread, call_builders):
     with kernels.use("compiled"):
         implementation = {n: kernels.implementation(n) for n in kernels.KERNEL_NAMES}
-    call = CALL_BUILDERS[name](implementation.__getitem__)
+    call = call_builders[name](implementation.__getitem__)
     call()  # warm: scratch buffers, first-touch pages
     stall = longest_stall(call)
     assert stall < HELD, f"{name}: this thread stood still for {stall:.0%} of a call: the kernel kept the GIL"

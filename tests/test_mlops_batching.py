@@ -172,3 +172,20 @@ def test_the_arrival_window_keeps_only_the_last_max_delay():
         return list(batcher._recent), batcher._recent_rows
 
     assert asyncio.run(scenario()) == ([(99.0, 1)], 1)  # a long-running server does not grow it
+
+
+def test_a_model_returning_a_tuple_gives_each_request_its_rows_of_every_array():
+    async def scenario():
+        batcher = MicroBatcher(lambda x: (x * 2, x[:, 0].astype(np.int64)), max_batch=8, max_delay_s=0.0)
+        await batcher.start()
+        try:
+            first = np.array([[1.0], [2.0]], np.float32)
+            return await asyncio.wait_for(asyncio.gather(batcher.submit(first), batcher.submit(example(7)[:, :1])),
+                                          GENEROUS_S)
+        finally:
+            await batcher.stop()
+
+    (first, info), (second, _) = asyncio.run(scenario())
+    assert info.batch_rows == 3  # both requests ran in one call
+    assert [a.tolist() for a in first] == [[[2.0], [4.0]], [1, 2]]
+    assert [a.tolist() for a in second] == [[[14.0]], [7]]

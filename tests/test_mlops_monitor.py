@@ -91,6 +91,10 @@ def test_metric_types_render_the_exposition_format():
     assert 't_latency_seconds_bucket{model="m",le="0.1"} 2' in text
     assert 't_latency_seconds_bucket{model="m",le="+Inf"} 3' in text and 't_latency_seconds_count{model="m"} 3' in text
     assert 't_rolling_seconds{model="m",quantile="0.99"} 0.2' in text
+    edges = Histogram("t_edges", "Bounds are inclusive; NaN is under no bound.", [0.01, 0.1])
+    for value in (0.01, 0.1, float("nan")):
+        edges.observe(value)
+    assert edges.counts[()] == [1, 1, 1]
     with pytest.raises(ValueError, match="cannot decrease"):
         c.inc(-1, status="x")
     with pytest.raises(ValueError, match="labels"):

@@ -120,7 +120,8 @@ class Histogram(_Metric):
         key = self._key(labels)
         with self._lock:
             counts = self.counts.setdefault(key, [0] * (len(self.buckets) + 1))
-            index = bisect.bisect_left(self.buckets, value)  # the first bound >= value; len(buckets): +Inf
+            # the first bound >= value; len(buckets) is +Inf, where a NaN goes too (it is <= no bound)
+            index = bisect.bisect_left(self.buckets, value) if value == value else len(self.buckets)
             counts[index] += 1
             self.sums[key] = self.sums.get(key, 0.0) + value
 

@@ -121,6 +121,11 @@ class _Arm:
         summary = self.summarize(outputs)
         return outputs if summary is None else (outputs, *summary)
 
+    @staticmethod
+    def split(result: np.ndarray | tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """A request's share of :meth:`run`'s result as (outputs, (class, confidence) or None)."""
+        return (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
+
 
 class _ServerMetrics:
     """The Prometheus metrics of the server; the monitor's are refreshed at every scrape."""
@@ -245,8 +250,9 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             result, _ = await other.batcher.submit(inputs)
         except Exception:  # the shadow run is best effort: the client already has its answer
             return
-        if isinstance(result, tuple):
-            recorder.record_labelled({arm.name: routed_correct, other.name: result[1] == labels})
+        summary = other.split(result)[1]
+        if summary is not None:
+            recorder.record_labelled({arm.name: routed_correct, other.name: summary[0] == labels})
 
     # Plain routes (the handler reads the Request itself): no per-request parameter parsing.
     async def health(request: Any) -> Any:
@@ -271,7 +277,7 @@ def create_app(packages: ModelPackage | Sequence[ModelPackage], settings: Server
             request_id = parsed.request_id or f"{id_prefix}-{next(request_count)}"
             arm = arms[route_request(request_id, weights, salt)] if len(arms) > 1 else arms[0]
             result, info = await arm.batcher.submit(parsed.inputs)
-            outputs, summary = (result[0], result[1:]) if isinstance(result, tuple) else (result, None)
+            outputs, summary = arm.split(result)
             extra = {"X-Request-ID": request_id, "X-Model": arm.name, "X-Batch-Size": str(info.batch_rows)}
             if NPY_TYPE in headers.get("accept", ""):
                 buffer = io.BytesIO()
