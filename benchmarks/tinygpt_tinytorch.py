@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 
-import tinytorch as tt
 from tinytorch.core.attention import scaled_dot_product_attention
 from tinytorch.tinygpt import TinyGPT
 

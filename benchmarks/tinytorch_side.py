@@ -14,11 +14,12 @@ import platform
 import tracemalloc
 from typing import Callable
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 
-import tinytorch as tt
 from tinytorch.core import kernels
 from tinytorch.core.allocator import allocator_policy
+from tinytorch.core.blas_wait import blas_wait_policy
 from tinytorch.core.losses import cross_entropy
 
 from . import specs
@@ -39,7 +40,7 @@ def describe() -> dict[str, str]:
         "TinyTorch": f"{tt.__version__} (compiled kernels {'built' if kernels.compiled_available() else 'NOT built'}, "
         f"OpenMP {'on' if kernels.openmp_enabled() else 'off'}, "
         f"{kernels.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
-        f"allocator: {allocator_policy()})",
+        f"BLAS threads: {blas_wait_policy()}, allocator: {allocator_policy()})",
         "NumPy": f"{np.__version__} (BLAS {blas.get('name', '?')} {blas.get('version', '')})",
         "Python": platform.python_version(),
     }

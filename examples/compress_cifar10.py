@@ -47,10 +47,10 @@ import sys
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch.core import compression
 from tinytorch.core.checkpoint import load_checkpoint, save_checkpoint
 from tinytorch.core.data.transforms import Compose, RandomCrop, RandomHorizontalFlip

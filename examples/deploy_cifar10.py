@@ -48,10 +48,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch.core.checkpoint import load_checkpoint
 from tinytorch.core.compression import load_quantized
 from tinytorch.core.data.datasets import CIFAR10_MEAN, CIFAR10_STD

@@ -32,10 +32,10 @@ import sys
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch.core.atomic_write import write_text_atomic
 from tinytorch.core.benchmarking import Timer
 from tinytorch.core.benchmarking.environment import describe_environment

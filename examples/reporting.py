@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 
-import tinytorch as tt
 from tinytorch.core.metrics import compute_confusion_matrix
 from tinytorch.core.training import plot_training_history
 

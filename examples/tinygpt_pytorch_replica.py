@@ -23,10 +23,10 @@ import json
 import sys
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch.core.atomic_write import write_text_atomic
 from tinytorch.core.dataloader import TinyShakespeare
 from tinytorch.core.schedulers import cosine_lr

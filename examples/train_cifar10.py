@@ -43,10 +43,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 import tinytorch.distributed as dist
 from tinytorch import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
 from tinytorch.core.data.datasets import CIFAR10_MEAN, CIFAR10_STD

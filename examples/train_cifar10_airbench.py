@@ -54,10 +54,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, Sequential
 from tinytorch.core import init
 from tinytorch.core.activations import GELU

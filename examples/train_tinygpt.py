@@ -51,10 +51,10 @@ import sys
 import time
 from pathlib import Path
 
+import tinytorch as tt  # before NumPy, so that its BLAS setting applies (tinytorch.core.blas_wait)
 import numpy as np
 from docopt import docopt
 
-import tinytorch as tt
 from tinytorch.core.dataloader import TinyShakespeare
 from tinytorch.core.optimizers import AdamW, WarmupCosineLR, clip_grad_norm_
 from tinytorch.tinygpt import CharTokenizer, TinyGPT

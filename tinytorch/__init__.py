@@ -9,6 +9,10 @@ Tensor([2., 4., 6.])
 
 __version__ = "0.1.0"
 
+from .core.blas_wait import limit_blas_spin as _limit_blas_spin
+
+_limit_blas_spin()  # before anything imports NumPy: its BLAS threads must not spin through our kernels (see the module)
+
 from .core.allocator import tune_allocator as _tune_allocator
 
 _tune_allocator()  # keep freed large arrays for reuse instead of faulting fresh pages every step (see the module)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tinytorch import system
 from tinytorch.core import kernels
+from tinytorch.core.blas_wait import blas_wait_policy
 
 #: the data sets the course reads: name -> what needs it. All are required for the whole course.
 COURSE_DATA = {
@@ -200,6 +201,7 @@ def info() -> dict[str, dict[str, str]]:
             "cores": f"{os.cpu_count()} ({usable} usable by this process)",
             "kernel threads": f"{kernels.get_num_threads()} (OpenMP {'on' if kernels.openmp_enabled() else 'off'})",
             "thread settings": blas or "none set in the environment",
+            "BLAS threads between products": blas_wait_policy(),
         },
         "kernels": {"backend": kernels.backend(), **{f"_kernels.{k}": v for k, v in compiled_modules().items()}},
         "data": {f.name: ("✓ " if f.ok else "✗ ") + f.detail for f in data_findings()},
