@@ -99,6 +99,23 @@ def test_compiled_layer_norm_on_many_rows_split_across_threads():
         np.testing.assert_allclose(a, r, rtol=2e-4, atol=2e-3, err_msg=label)
 
 
+def test_compiled_layer_norm_backward_is_the_same_on_one_and_two_threads():
+    # The weight and bias gradients are sums over rows, taken in fixed chunks: not in one chunk per thread.
+    rng = np.random.default_rng(4)
+    x, grad = rng.standard_normal((999, 96)).astype(np.float32), rng.standard_normal((999, 96)).astype(np.float32)
+    w = rng.uniform(0.5, 2, 96).astype(np.float32)
+    _, mean, invstd = compiled_layernorm.layer_norm_forward(x, w, None, 1e-5)
+    before = kernels.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            kernels.set_num_threads(threads)
+            results.append(compiled_layernorm.layer_norm_backward(grad, x, mean, invstd, w))
+    finally:
+        kernels.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
 @settings(max_examples=8)
 @given(n=st.integers(1, 3), d=st.integers(2, 5), seed=st.integers(0, 2**32 - 1))
 def test_reference_layer_norm_backward_matches_finite_differences(n, d, seed):

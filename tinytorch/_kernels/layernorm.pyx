@@ -3,7 +3,8 @@
 Same names, arguments and results as in ``reference.py``, which documents them. A row (one token's
 features, a few hundred values) stays in the L1 cache between its passes: the statistics pass, then
 the normalise-scale-shift pass; the backward's two row sums and its output likewise. The weight's
-and bias's gradients are column sums over all rows, taken in blocks of columns, one block per task.
+and bias's gradients are column sums over all rows: the backward's second pass over a row adds the
+row into its chunk's partial sums, and the chunks' sums are added at the end, in a fixed order.
 Sums are kept in double (see loops.pxd).
 """
 
@@ -19,8 +20,8 @@ from .contracts import epsilon, layer_norm_inputs, layer_norm_saved
 cdef enum:
     # Below PARALLEL_MIN elements one thread does all rows: waking the team costs more than it saves.
     PARALLEL_MIN = 32768
-    # columns per task of the weight and bias gradients: a few cache lines of every row
-    COLUMN_BLOCK = 32
+    # rows per task of the backward: each task also sums its rows' weight and bias gradients
+    CHUNK_ROWS = 32
 
 
 @cython.boundscheck(False)
@@ -62,88 +63,74 @@ cdef void _forward(const floating[:, ::1] x, const floating[::1] weight, bint ha
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
-cdef void _backward_rows(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
-                         const floating[::1] invstd, const floating[::1] weight, bint has_weight,
-                         floating[:, ::1] dx) noexcept:
-    """dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = g * w, row by row."""
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], r, j
-    cdef const floating* w = &weight[0] if has_weight else NULL
-    cdef double a0, a1, a2, a3, c0, c1, c2, c3
+cdef void _backward(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
+                    const floating[::1] invstd, const floating[::1] weight, floating[:, ::1] dx,
+                    double[:, ::1] partial) noexcept:
+    """dx = invstd * (gx - mean(gx) - xhat * mean(gx * xhat)), gx = g * w, row by row; partial[k] gets
+    chunk k's column sums of g * xhat (first d) and of g (last d), for the weight and bias gradients."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], chunks = partial.shape[0], k, r, j
+    cdef const floating* w = &weight[0]
+    cdef double a0, a1, a2, a3, a4, a5, a6, a7, c0, c1, c2, c3, c4, c5, c6, c7
     cdef floating m, s, mg, mgx, gx, xh
     cdef const floating* gr
     cdef const floating* xr
     cdef floating* dr
+    cdef double* pw
+    cdef double* pb
     with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
-        for r in prange(n, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
-            gr = &g[r, 0]
-            xr = &x[r, 0]
-            dr = &dx[r, 0]
-            m = mean[r]
-            s = invstd[r]
-            # four partial sums of gx and of gx * xhat (see loops.pxd for why)
-            a0 = a1 = a2 = a3 = c0 = c1 = c2 = c3 = 0
-            j = 0
-            while j + 4 <= d:
-                gx = gr[j] * w[j] if w != NULL else gr[j]
-                a0 = a0 + gx
-                c0 = c0 + gx * (xr[j] - m)
-                gx = gr[j + 1] * w[j + 1] if w != NULL else gr[j + 1]
-                a1 = a1 + gx
-                c1 = c1 + gx * (xr[j + 1] - m)
-                gx = gr[j + 2] * w[j + 2] if w != NULL else gr[j + 2]
-                a2 = a2 + gx
-                c2 = c2 + gx * (xr[j + 2] - m)
-                gx = gr[j + 3] * w[j + 3] if w != NULL else gr[j + 3]
-                a3 = a3 + gx
-                c3 = c3 + gx * (xr[j + 3] - m)
-                j = j + 4
-            while j < d:
-                gx = gr[j] * w[j] if w != NULL else gr[j]
-                a0 = a0 + gx
-                c0 = c0 + gx * (xr[j] - m)
-                j = j + 1
-            mg = <floating>(((a0 + a1) + (a2 + a3)) / d)
-            mgx = <floating>(((c0 + c1) + (c2 + c3)) * s / d)  # mean(gx * xhat), xhat = (x - m) * s
-            for j in range(d):
-                gx = gr[j] * w[j] if w != NULL else gr[j]
-                xh = (xr[j] - m) * s
-                dr[j] = s * (gx - mg - xh * mgx)
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _column_block(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
-                        const floating[::1] invstd, Py_ssize_t c0, Py_ssize_t c1, bint with_weight,
-                        floating[::1] dw, floating[::1] db) noexcept nogil:
-    """dw[c] = sum over rows of g * xhat, db[c] = sum over rows of g, for columns c0 <= c < c1 (<= COLUMN_BLOCK)."""
-    cdef double sw[COLUMN_BLOCK]
-    cdef double sb[COLUMN_BLOCK]
-    cdef Py_ssize_t n = x.shape[0], width = c1 - c0, r, j
-    cdef floating m, s
-    for j in range(width):
-        sw[j] = 0
-        sb[j] = 0
-    for r in range(n):
-        m = mean[r]
-        s = invstd[r]
-        for j in range(width):
-            sb[j] += g[r, c0 + j]
-            sw[j] += g[r, c0 + j] * ((x[r, c0 + j] - m) * s)
-    for j in range(width):
-        db[c0 + j] = <floating>sb[j]
-        if with_weight:
-            dw[c0 + j] = <floating>sw[j]
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-@cython.cdivision(True)
-cdef void _backward_columns(const floating[:, ::1] g, const floating[:, ::1] x, const floating[::1] mean,
-                            const floating[::1] invstd, bint with_weight, floating[::1] dw, floating[::1] db) noexcept:
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], blocks = (d + COLUMN_BLOCK - 1) // COLUMN_BLOCK, k
-    with nogil:  # the arrays were checked and bound with the GIL; other threads run meanwhile
-        for k in prange(blocks, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
-            _column_block(g, x, mean, invstd, k * COLUMN_BLOCK, min(d, (k + 1) * COLUMN_BLOCK), with_weight, dw, db)
+        for k in prange(chunks, schedule="static", use_threads_if=n * d >= PARALLEL_MIN):
+            pw = &partial[k, 0]
+            pb = &partial[k, d]
+            for r in range(k * CHUNK_ROWS, min(n, (k + 1) * CHUNK_ROWS)):
+                gr = &g[r, 0]
+                xr = &x[r, 0]
+                dr = &dx[r, 0]
+                m = mean[r]
+                s = invstd[r]
+                # eight partial sums of gx and of gx * (x - mean) (see loops.pxd for why); scalars, not
+                # an array: prange makes each thread its own copy of a scalar, but would share an array
+                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
+                c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0
+                j = 0
+                while j + 8 <= d:
+                    gx = gr[j] * w[j]
+                    a0 = a0 + gx
+                    c0 = c0 + gx * (xr[j] - m)
+                    gx = gr[j + 1] * w[j + 1]
+                    a1 = a1 + gx
+                    c1 = c1 + gx * (xr[j + 1] - m)
+                    gx = gr[j + 2] * w[j + 2]
+                    a2 = a2 + gx
+                    c2 = c2 + gx * (xr[j + 2] - m)
+                    gx = gr[j + 3] * w[j + 3]
+                    a3 = a3 + gx
+                    c3 = c3 + gx * (xr[j + 3] - m)
+                    gx = gr[j + 4] * w[j + 4]
+                    a4 = a4 + gx
+                    c4 = c4 + gx * (xr[j + 4] - m)
+                    gx = gr[j + 5] * w[j + 5]
+                    a5 = a5 + gx
+                    c5 = c5 + gx * (xr[j + 5] - m)
+                    gx = gr[j + 6] * w[j + 6]
+                    a6 = a6 + gx
+                    c6 = c6 + gx * (xr[j + 6] - m)
+                    gx = gr[j + 7] * w[j + 7]
+                    a7 = a7 + gx
+                    c7 = c7 + gx * (xr[j + 7] - m)
+                    j = j + 8
+                while j < d:
+                    gx = gr[j] * w[j]
+                    a0 = a0 + gx
+                    c0 = c0 + gx * (xr[j] - m)
+                    j = j + 1
+                mg = <floating>((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) / d)
+                # mean(gx * xhat), xhat = (x - m) * s
+                mgx = <floating>((((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))) * s / d)
+                for j in range(d):
+                    xh = (xr[j] - m) * s
+                    dr[j] = s * (gr[j] * w[j] - mg - xh * mgx)
+                    pw[j] = pw[j] + gr[j] * xh
+                    pb[j] = pb[j] + gr[j]
 
 
 def _vector(v, dtype):
@@ -174,14 +161,14 @@ def layer_norm_backward(grad, x, mean, invstd, weight):
     grad, x, mean, invstd, weight = layer_norm_saved("layer_norm_backward", grad, x, mean, invstd, weight)
     n, d = x.shape
     dx = np.empty_like(x)
-    dw = np.zeros(d, x.dtype)
-    db = np.zeros(d, x.dtype)
-    if n and d:
-        w = _vector(weight, x.dtype)
-        if x.dtype == np.float32:
-            _backward_rows[float](grad, x, mean, invstd, w, weight is not None, dx)
-            _backward_columns[float](grad, x, mean, invstd, weight is not None, dw, db)
-        else:
-            _backward_rows[double](grad, x, mean, invstd, w, weight is not None, dx)
-            _backward_columns[double](grad, x, mean, invstd, weight is not None, dw, db)
-    return dx, (None if weight is None else dw), db
+    if not (n and d):
+        return dx, (None if weight is None else np.zeros(d, x.dtype)), np.zeros(d, x.dtype)
+    # Fixed chunks of rows, not one per thread: the column sums come out the same on any thread count.
+    partial = np.zeros(((n + CHUNK_ROWS - 1) // CHUNK_ROWS, 2 * d))
+    w = np.ones(d, x.dtype) if weight is None else weight
+    if x.dtype == np.float32:
+        _backward[float](grad, x, mean, invstd, w, dx, partial)
+    else:
+        _backward[double](grad, x, mean, invstd, w, dx, partial)
+    sums = partial.sum(axis=0).astype(x.dtype)
+    return dx, (None if weight is None else sums[:d]), sums[d:]
