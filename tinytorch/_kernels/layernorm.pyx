@@ -14,7 +14,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
-from .loops cimport sum_of, sum_of_squared_deviations
+from .loops cimport TwoSums, sum_of, sum_of_squared_deviations, weighted_sums
 from .contracts import epsilon, layer_norm_inputs, layer_norm_saved
 
 cdef enum:
@@ -70,8 +70,8 @@ cdef void _backward(const floating[:, ::1] g, const floating[:, ::1] x, const fl
     chunk k's column sums of g * xhat (first d) and of g (last d), for the weight and bias gradients."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], chunks = partial.shape[0], k, r, j
     cdef const floating* w = &weight[0]
-    cdef double a0, a1, a2, a3, a4, a5, a6, a7, c0, c1, c2, c3, c4, c5, c6, c7
-    cdef floating m, s, mg, mgx, gx, xh
+    cdef TwoSums sums
+    cdef floating m, s, mg, mgx, xh
     cdef const floating* gr
     cdef const floating* xr
     cdef floating* dr
@@ -87,45 +87,9 @@ cdef void _backward(const floating[:, ::1] g, const floating[:, ::1] x, const fl
                 dr = &dx[r, 0]
                 m = mean[r]
                 s = invstd[r]
-                # eight partial sums of gx and of gx * (x - mean) (see loops.pxd for why); scalars, not
-                # an array: prange makes each thread its own copy of a scalar, but would share an array
-                a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
-                c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0
-                j = 0
-                while j + 8 <= d:
-                    gx = gr[j] * w[j]
-                    a0 = a0 + gx
-                    c0 = c0 + gx * (xr[j] - m)
-                    gx = gr[j + 1] * w[j + 1]
-                    a1 = a1 + gx
-                    c1 = c1 + gx * (xr[j + 1] - m)
-                    gx = gr[j + 2] * w[j + 2]
-                    a2 = a2 + gx
-                    c2 = c2 + gx * (xr[j + 2] - m)
-                    gx = gr[j + 3] * w[j + 3]
-                    a3 = a3 + gx
-                    c3 = c3 + gx * (xr[j + 3] - m)
-                    gx = gr[j + 4] * w[j + 4]
-                    a4 = a4 + gx
-                    c4 = c4 + gx * (xr[j + 4] - m)
-                    gx = gr[j + 5] * w[j + 5]
-                    a5 = a5 + gx
-                    c5 = c5 + gx * (xr[j + 5] - m)
-                    gx = gr[j + 6] * w[j + 6]
-                    a6 = a6 + gx
-                    c6 = c6 + gx * (xr[j + 6] - m)
-                    gx = gr[j + 7] * w[j + 7]
-                    a7 = a7 + gx
-                    c7 = c7 + gx * (xr[j + 7] - m)
-                    j = j + 8
-                while j < d:
-                    gx = gr[j] * w[j]
-                    a0 = a0 + gx
-                    c0 = c0 + gx * (xr[j] - m)
-                    j = j + 1
-                mg = <floating>((((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))) / d)
-                # mean(gx * xhat), xhat = (x - m) * s
-                mgx = <floating>((((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7))) * s / d)
+                sums = weighted_sums(gr, w, xr, d, m)  # of gx and of gx * (x - mean)
+                mg = <floating>(sums.plain / d)
+                mgx = <floating>(sums.centred * s / d)  # mean(gx * xhat), xhat = (x - m) * s
                 for j in range(d):
                     xh = (xr[j] - m) * s
                     dr[j] = s * (gr[j] * w[j] - mg - xh * mgx)

@@ -63,3 +63,42 @@ cdef inline double sum_of_centred_products(const floating* g, const floating* p,
         a0 = a0 + g[i] * (p[i] - mean)
         i = i + 1
     return (a0 + a1) + (a2 + a3)
+
+
+cdef struct TwoSums:
+    double plain
+    double centred
+
+
+cdef inline TwoSums weighted_sums(const floating* g, const floating* w, const floating* p, Py_ssize_t n,
+                                  floating mean) noexcept nogil:
+    """The sums of g[i] * w[i] and of g[i] * w[i] * (p[i] - mean): a layer norm's backward, for one row.
+
+    Returned as one struct, so that a prange body assigning it gets a copy per thread (Cython
+    privatises assigned variables, not what is written through a pointer or into an array)."""
+    cdef double a0 = 0, a1 = 0, a2 = 0, a3 = 0, c0 = 0, c1 = 0, c2 = 0, c3 = 0
+    cdef floating v0, v1, v2, v3
+    cdef Py_ssize_t i = 0
+    cdef TwoSums out
+    while i + 4 <= n:
+        v0 = g[i] * w[i]
+        v1 = g[i + 1] * w[i + 1]
+        v2 = g[i + 2] * w[i + 2]
+        v3 = g[i + 3] * w[i + 3]
+        a0 = a0 + v0
+        a1 = a1 + v1
+        a2 = a2 + v2
+        a3 = a3 + v3
+        c0 = c0 + v0 * (p[i] - mean)
+        c1 = c1 + v1 * (p[i + 1] - mean)
+        c2 = c2 + v2 * (p[i + 2] - mean)
+        c3 = c3 + v3 * (p[i + 3] - mean)
+        i = i + 4
+    while i < n:
+        v0 = g[i] * w[i]
+        a0 = a0 + v0
+        c0 = c0 + v0 * (p[i] - mean)
+        i = i + 1
+    out.plain = (a0 + a1) + (a2 + a3)
+    out.centred = (c0 + c1) + (c2 + c3)
+    return out
