@@ -63,8 +63,8 @@ def _load_compiled() -> tuple[dict[str, tuple[Callable, str]], list[str]]:
 # libgomp), and so does NumPy's BLAS, whose threads run the convolution's matrix products between
 # the kernels' loops: on two cores each pool's spinning thread takes the core the other one needs
 # (measured: conv forward+backward 1.3x slower). Passive waiting puts the kernels' threads to sleep
-# at once. The OpenMP runtime reads this when the first compiled module loads it, so it is set
-# before that; a value already in the environment wins.
+# at once; blas_wait.py does the same for the BLAS's threads. The OpenMP runtime reads this when the
+# first compiled module loads it, so it is set before that; a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _compiled, _missing = _load_compiled()
 _requested = os.environ.get(ENV_VAR, "").strip().lower()
