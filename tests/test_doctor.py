@@ -9,6 +9,7 @@ import pytest
 from tinytorch import doctor
 from tinytorch.cli import main
 from tinytorch.core import kernels
+from tinytorch.core.blas_wait import blas_wait_policy
 from tinytorch.coursemap import BOTTOM, TOOLS, CourseMap
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data from the project root
@@ -83,6 +84,11 @@ def test_info_reads_the_build_flags_from_the_binaries(capsys, monkeypatch, tmp_p
     code, out = tito(capsys, monkeypatch, "system", "info")
     assert code == 0 and "_kernels.conv" in out and "-O3" in out and "TinyTorch" in out and "extra [plot]" in out
 
+
+
+def test_info_says_whether_the_blas_threads_sleep_between_products():
+    policy = doctor.info()["machine"]["BLAS threads between products"]
+    assert policy == blas_wait_policy() and "OPENBLAS_THREAD_TIMEOUT" in policy
 
 def test_the_course_map_follows_the_lessons(capsys, monkeypatch):
     course = CourseMap.measure()
