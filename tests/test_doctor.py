@@ -85,10 +85,10 @@ def test_info_reads_the_build_flags_from_the_binaries(capsys, monkeypatch, tmp_p
     assert code == 0 and "_kernels.conv" in out and "-O3" in out and "TinyTorch" in out and "extra [plot]" in out
 
 
-
 def test_info_says_whether_the_blas_threads_sleep_between_products():
     policy = doctor.info()["machine"]["BLAS threads between products"]
     assert policy == blas_wait_policy() and "OPENBLAS_THREAD_TIMEOUT" in policy
+
 
 def test_the_course_map_follows_the_lessons(capsys, monkeypatch):
     course = CourseMap.measure()

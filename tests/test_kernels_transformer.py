@@ -116,6 +116,7 @@ def test_compiled_layer_norm_backward_is_the_same_on_one_and_two_threads():
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
 
+
 @settings(max_examples=8)
 @given(n=st.integers(1, 3), d=st.integers(2, 5), seed=st.integers(0, 2**32 - 1))
 def test_reference_layer_norm_backward_matches_finite_differences(n, d, seed):
