@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     if not chosen:
         parser.error(f"no case name contains {args.only!r}")
     idle = wait_for_idle(timeout=0) if args.no_wait else wait_for_idle()
-    results = [run_case(case, threads=args.threads, repeats=args.repeats) for case in chosen]
+    results = [run_case(case, threads=args.threads, repeats=args.repeats, warm_calls=args.warm_calls) for case in chosen]
     flops = call_in_fresh_process(f"{SIDE}:forward_flops", args.threads)
     note, summary = flop_note(results, flops)
     print(format_table(results))

@@ -28,7 +28,9 @@ How a case runs: a fresh worker per implementation, all started with ``OMP_NUM_T
 ``pin_threads``); each builds its inputs, runs twice untimed (thread start-up, first-touch page
 faults) and picks how many calls make a sample last 20 ms. Then rounds: in each, every worker
 takes one sample in turn (the first to go rotates from round to round), after a pause that lets
-the previous worker's spinning threads fall asleep. A round during which *other* processes kept
+the previous worker's spinning threads fall asleep. A sample is thus the first work after a rest,
+unless ``--warm-calls N`` asks for N untimed calls right before it (calls back to back, as a loop
+makes them; see benchmarks/README.md on why that moves TinyTorch's figures and not PyTorch's). A round during which *other* processes kept
 more than 0.35 cores busy (the workers' own CPU time is subtracted) is dropped and run again. A
 ratio such as "compiled vs torch 1.30x" is the median over rounds of torch's time over
 compiled's in the same round: above 1, compiled is faster.
@@ -326,6 +328,7 @@ class Result:
     load_limit: float = 0.0
     calls: dict[str, int] = field(default_factory=dict)  # calls per sample, by label
     workers: dict[str, dict] = field(default_factory=dict)  # what each worker said about itself
+    warm_calls: int = 0  # untimed calls each worker made right before each sample
 
     @property
     def labels(self) -> list[str]:
@@ -363,6 +366,7 @@ class Result:
             "seconds": self.seconds,
             "median_seconds": {label: self.median(label) for label in self.seconds},
             "calls_per_sample": self.calls,
+            "warm_calls_per_sample": self.warm_calls,
             "outside_load": self.loads,
             "rounds_dropped": self.dropped,
             "load_limit": self.load_limit,
@@ -381,8 +385,13 @@ def run_case(
     max_outside_load: float = 0.35,
     max_dropped: int | None = None,
     settle_s: float = SETTLE_S,
+    warm_calls: int = 0,
 ) -> Result:
     """Start one worker per implementation, build and warm up each, then take samples in rounds.
+
+    By default a sample is the first work a worker does after its pause: the first call after a
+    rest, as in a notebook or a server between requests. ``warm_calls`` untimed calls right before
+    each sample time the call as a loop runs it instead (a training loop calls back to back).
 
     A round during which other processes kept more than ``max_outside_load`` cores busy is dropped
     and run again after a pause, up to ``max_dropped`` times (default ``4 * repeats``); after that
@@ -395,7 +404,7 @@ def run_case(
         for label, impl in case.impls.items():
             reply = workers[label].request(
                 op="build", target=impl.target, kwargs={**case.params, **impl.kwargs}, preload=list(impl.preload),
-                min_sample_s=MIN_SAMPLE_S,
+                min_sample_s=MIN_SAMPLE_S, warm_calls=warm_calls,
             )
             calls[label], described[label] = reply["calls"], reply["describe"]
         labels = list(case.impls)
@@ -423,7 +432,7 @@ def run_case(
                 seconds[label].append(round_times[label])
         if dropped:
             log(f"  dropped {dropped} rounds during which other processes were busy")
-        return Result(case, seconds, loads, dropped, max_outside_load, calls, described)
+        return Result(case, seconds, loads, dropped, max_outside_load, calls, described, warm_calls)
     finally:
         for worker in workers.values():
             worker.close()
@@ -544,7 +553,7 @@ def write_results(
             *(f"- {line}" for line in _worker_lines(results)),
             f"- Machine before the run: {idle.describe()}",
             f"- Method: each implementation in its own worker process; {repeats} kept rounds per case after warm-up, in",
-            "  each of which every worker takes one sample in turn. Times are medians per call. A ratio is the median",
+            f"  each of which every worker takes one sample in turn, {_sample_start(results)}. Times are medians per call. A ratio is the median",
             "  over rounds of the baseline's time over the other's in the same round (above 1: the first is faster).",
             f"  Rounds during which other processes kept more than {load_limit} cores busy were dropped and rerun.",
             f"  Raw times: `{name}.json`.",
@@ -571,6 +580,14 @@ def write_results(
     return path
 
 
+def _sample_start(results: list[Result]) -> str:
+    """How a worker's sample begins, for the method line: after its pause, or after untimed calls."""
+    warm = sorted({r.warm_calls for r in results})
+    if warm == [0]:
+        return "its first call after a pause (no untimed calls before it)"
+    return f"right after {' or '.join(map(str, warm))} untimed calls (`--warm-calls`: calls back to back, as a loop makes them)"
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
@@ -585,6 +602,9 @@ def suite_arguments(prog: str, description: str, default_output: str) -> argpars
     parser.add_argument("--output", help=f"results name under benchmarks/results/ (default: {default_output}; with --only: none)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (the load is still recorded)")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads for every library (default {THREADS})")
+    parser.add_argument("--warm-calls", type=int, default=0, metavar="N",
+                        help="untimed calls right before each sample, to time calls as a loop makes them "
+                             "(default 0: each sample is the first call after a pause)")
     return parser
 
 
@@ -600,7 +620,7 @@ def suite_main(name: str, cases: list[Case], argv: list[str] | None = None, note
     if not chosen:
         parser.error(f"no case name contains {args.only!r}")
     idle = wait_for_idle(timeout=0) if args.no_wait else wait_for_idle()
-    results = [run_case(case, threads=args.threads, repeats=args.repeats) for case in chosen]
+    results = [run_case(case, threads=args.threads, repeats=args.repeats, warm_calls=args.warm_calls) for case in chosen]
     print(format_table(results))
     output = args.output or (None if args.only else name)
     if output:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(case.name == TRAIN for case in chosen):
         losses = {side: call_in_fresh_process(f"benchmarks.tinygpt_{side}:first_losses", args.threads)
                   for side in ("tinytorch", "torch")}
-    results = [run_case(case, threads=args.threads, repeats=args.repeats) for case in chosen]
+    results = [run_case(case, threads=args.threads, repeats=args.repeats, warm_calls=args.warm_calls) for case in chosen]
     lines = ["## Throughput", "", *filter(None, (throughput(r) for r in results))]
     if losses:
         same = "; ".join(f"step {i + 1}: TinyTorch {a:.6f}, PyTorch {b:.6f}"

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     idle = wait_for_idle(timeout=0) if args.no_wait else wait_for_idle()
     losses = {side: call_in_fresh_process(f"benchmarks.{side}_side:cnn_first_losses", threads, batch=TRAIN_BATCH)
               for side in ("tinytorch", "torch")}
-    results = [run_case(case, threads=threads, repeats=args.repeats) for case in chosen]
+    results = [run_case(case, threads=threads, repeats=args.repeats, warm_calls=args.warm_calls) for case in chosen]
     log("measuring memory in fresh processes")
     rss = {side: call_in_fresh_process(f"benchmarks.{side}_side:cnn_train_memory", threads, batch=TRAIN_BATCH)
            for side in ("tinytorch", "torch")}

@@ -4,11 +4,12 @@
 
 Reads one request per line on stdin and answers one line on stdout:
 
-- ``{"op": "build", "target": "module:function", "kwargs": {...}, "preload": [...], "min_sample_s": s}``:
-  imports the side module (which imports its own framework only), pins its threads, calls each
-  ``preload`` target, builds the timed callable with ``function(**kwargs)``, runs it twice untimed
-  and answers ``{"calls": calls per sample, "describe": {...}}``.
-- ``{"op": "sample"}``: times ``calls`` calls with the garbage collector off; answers ``{"seconds": per call}``.
+- ``{"op": "build", "target": "module:function", "kwargs": {...}, "preload": [...], "min_sample_s": s,
+  "warm_calls": n}``: imports the side module (which imports its own framework only), pins its
+  threads, calls each ``preload`` target, builds the timed callable with ``function(**kwargs)``,
+  runs it twice untimed and answers ``{"calls": calls per sample, "describe": {...}}``.
+- ``{"op": "sample"}``: makes ``warm_calls`` untimed calls (default none), then times ``calls`` calls,
+  with the garbage collector off; answers ``{"seconds": per call}``.
 - ``{"op": "call", "target": "module:function", "kwargs": {...}}``: answers ``{"value": function(**kwargs)}``.
 - ``{"op": "exit"}``.
 
@@ -47,8 +48,10 @@ class Worker:
         self.threads = threads
         self.fn: Callable[[], object] | None = None
         self.calls = 1
+        self.warm_calls = 0
 
-    def build(self, target: str, kwargs: dict, preload: list[str], min_sample_s: float, warmup: int = 2) -> dict:
+    def build(self, target: str, kwargs: dict, preload: list[str], min_sample_s: float, warmup: int = 2,
+              warm_calls: int = 0) -> dict:
         for name in preload:
             resolve(name)()
         module = side_module(target)
@@ -61,6 +64,7 @@ class Worker:
         self.fn()
         once = time.perf_counter() - start
         self.calls = max(1, math.ceil(min_sample_s / max(once, 1e-9)))
+        self.warm_calls = warm_calls
         described = module.describe() if hasattr(module, "describe") else {}
         if preload:
             described["preloaded in the same process"] = ", ".join(preload)
@@ -72,6 +76,8 @@ class Worker:
         gc.collect()
         gc.disable()
         try:
+            for _ in range(self.warm_calls):
+                self.fn()
             start = time.perf_counter()
             for _ in range(self.calls):
                 self.fn()
@@ -84,7 +90,7 @@ class Worker:
         op = request.get("op")
         if op == "build":
             return self.build(request["target"], request.get("kwargs", {}), request.get("preload", []),
-                              request.get("min_sample_s", 0.02))
+                              request.get("min_sample_s", 0.02), warm_calls=request.get("warm_calls", 0))
         if op == "sample":
             return self.sample()
         if op == "call":

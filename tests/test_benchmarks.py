@@ -65,6 +65,28 @@ def test_run_case_alternates_separate_workers_and_keeps_raw_times():
     assert "NumPy" in record["workers"]["compiled"]
 
 
+def test_warm_calls_run_untimed_right_before_each_sample(tmp_path):
+    log = tmp_path / "calls.txt"
+    with Worker(threads=1, label="warm") as worker:
+        reply = worker.request(op="build", target="tests.benchmark_probe:counting_calls", kwargs={"path": str(log)},
+                               preload=[], min_sample_s=0.0, warm_calls=3)
+        built = len(log.read_text().splitlines())  # two untimed warm-up calls and one to size the sample
+        worker.request(op="sample")
+        worker.request(op="sample")
+    assert reply["calls"] == 1 and built == 3
+    assert len(log.read_text().splitlines()) - built == 2 * (3 + 1)
+
+
+def test_results_say_how_a_sample_starts(tmp_path):
+    case = Case("paired", {}, {"compiled": Impl("m:f"), "torch": Impl("m:g")})
+    idle = harness.IdleCheck(0.05, 3.0, True, 0.3)
+    cold = Result(case, {"compiled": [1.0], "torch": [1.0]}, [0.1])
+    warm = Result(case, {"compiled": [1.0], "torch": [1.0]}, [0.1], warm_calls=2)
+    assert "first call after a pause" in harness.write_results("cold", [cold], idle, 2, directory=tmp_path).read_text()
+    assert "right after 2 untimed calls" in harness.write_results("warm", [warm], idle, 2, directory=tmp_path).read_text()
+    assert json.loads((tmp_path / "warm.json").read_text())["results"][0]["warm_calls_per_sample"] == 2
+
+
 def test_ratio_is_the_median_of_per_round_ratios():
     case = Case("paired", {}, {"compiled": Impl("m:f"), "torch": Impl("m:g")})
     # a drifting machine: every round torch takes twice as long as compiled, though the medians of
