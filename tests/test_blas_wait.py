@@ -46,7 +46,7 @@ def test_numpy_imported_first_is_reported_not_changed():
 
 
 SPIN = """
-    import json, time
+    import json, statistics, time
     {imports}
     a = np.ones((1024, 1024), dtype=np.float32)
     spins = []
@@ -55,7 +55,8 @@ SPIN = """
         cpu, wall = time.process_time(), time.perf_counter()
         time.sleep(0.05)  # the main thread sleeps: any CPU time now is a BLAS thread waiting for work
         spins.append((time.process_time() - cpu) / (time.perf_counter() - wall))
-    print(json.dumps({{"spin": min(spins)}}))
+    # The median of three windows: one disturbed window (the machine busy elsewhere) decides nothing either way.
+    print(json.dumps({{"spin": statistics.median(spins)}}))
 """
 
 
