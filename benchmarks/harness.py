@@ -30,8 +30,8 @@ faults) and picks how many calls make a sample last 20 ms. Then rounds: in each,
 takes one sample in turn (the first to go rotates from round to round), after a pause that lets
 the previous worker's spinning threads fall asleep. A sample is thus the first work after a rest,
 unless ``--warm-calls N`` asks for N untimed calls right before it (calls back to back, as a loop
-makes them; see benchmarks/README.md on why that moves TinyTorch's figures and not PyTorch's). A round during which *other* processes kept
-more than 0.35 cores busy (the workers' own CPU time is subtracted) is dropped and run again. A
+makes them; benchmarks/README.md says why that moves TinyTorch's figures more than PyTorch's). A
+round during which *other* processes kept more than 0.35 cores busy (the workers' own CPU time is subtracted) is dropped and run again. A
 ratio such as "compiled vs torch 1.30x" is the median over rounds of torch's time over
 compiled's in the same round: above 1, compiled is faster.
 """
@@ -595,6 +595,17 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 # -- the command line every suite shares ---------------------------------------------------------------
+def _call_count(text: str) -> int:
+    """``--warm-calls``'s value: a whole number of calls, 0 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of calls, 0 or more; got {text!r}")
+    return count
+
+
 def suite_arguments(prog: str, description: str, default_output: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--repeats", type=int, default=15, help="kept rounds per case (default 15)")
@@ -602,7 +613,7 @@ def suite_arguments(prog: str, description: str, default_output: str) -> argpars
     parser.add_argument("--output", help=f"results name under benchmarks/results/ (default: {default_output}; with --only: none)")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for an idle machine (the load is still recorded)")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"threads for every library (default {THREADS})")
-    parser.add_argument("--warm-calls", type=int, default=0, metavar="N",
+    parser.add_argument("--warm-calls", type=_call_count, default=0, metavar="N",
                         help="untimed calls right before each sample, to time calls as a loop makes them "
                              "(default 0: each sample is the first call after a pause)")
     return parser

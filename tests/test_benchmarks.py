@@ -77,6 +77,14 @@ def test_warm_calls_run_untimed_right_before_each_sample(tmp_path):
     assert len(log.read_text().splitlines()) - built == 2 * (3 + 1)
 
 
+@pytest.mark.parametrize("value", ["-1", "two"])
+def test_warm_calls_must_be_a_count(value, capsys):
+    parser = harness.suite_arguments("python -m benchmarks.trial", "trial", "trial")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--warm-calls", value])
+    assert f"expected a whole number of calls, 0 or more; got {value!r}" in capsys.readouterr().err
+
+
 def test_results_say_how_a_sample_starts(tmp_path):
     case = Case("paired", {}, {"compiled": Impl("m:f"), "torch": Impl("m:g")})
     idle = harness.IdleCheck(0.05, 3.0, True, 0.3)
