@@ -1,7 +1,8 @@
-"""A factory for the benchmark worker's tests: its callable appends a line to a file each time it runs."""
+"""Factories for the benchmark worker's tests: callables that leave a trace of each call, or take a known time."""
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 
@@ -9,5 +10,12 @@ def counting_calls(path: str) -> Callable[[], None]:
     def run() -> None:
         with open(path, "a") as calls:
             calls.write("call\n")
+
+    return run
+
+
+def sleeping_calls(seconds: float) -> Callable[[], None]:
+    def run() -> None:
+        time.sleep(seconds)
 
     return run

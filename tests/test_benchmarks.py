@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,17 @@ def test_warm_calls_run_untimed_right_before_each_sample(tmp_path):
         worker.request(op="sample")
     assert reply["calls"] == 1 and built == 3
     assert len(log.read_text().splitlines()) - built == 2 * (3 + 1)
+
+
+def test_warm_calls_are_left_out_of_the_timed_sample():
+    with Worker(threads=1, label="warm") as worker:
+        worker.request(op="build", target="tests.benchmark_probe:sleeping_calls", kwargs={"seconds": 0.05},
+                       preload=[], min_sample_s=0.0, warm_calls=3)
+        started = time.perf_counter()
+        seconds = worker.request(op="sample")["seconds"]
+        waited = time.perf_counter() - started
+    assert waited >= 4 * 0.05  # the three warm calls ran, then the timed one
+    assert 0.05 <= seconds < 0.15  # the time of one call: timed with the warm calls it would be 0.2
 
 
 @pytest.mark.parametrize("value", ["-1", "two"])
