@@ -28,18 +28,24 @@ clock when it was recorded. Before a node's backward runs, the engine checks tha
 saved was written since: if one was, the gradient would be computed from the wrong values, and
 ``backward()`` raises an error naming the op and the tensor. Writes straight into a tensor's NumPy
 array (``t.data[0] = 1``) are not seen, as writes through ``.data`` are not in PyTorch.
+
+``Function.apply`` below is the reference. A small op spends most of its time in it, so it has a
+compiled twin (``tinytorch/_kernels/graph.pyx``) that does the same work and records the same
+nodes; ``Function.apply`` is that one under the ``"compiled"`` kernel backend (lesson 13).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from . import kernels
 from .random import get_rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -241,7 +247,13 @@ def _check_history(tensor: Tensor, user: str) -> None:
 
 
 # -- the graph ----------------------------------------------------------------------------------------
-class Context:
+# The compiled recorder (tinytorch/_kernels/graph.pyx) keeps a node's fields in a C struct, NodeFields;
+# Context is built on it when it is there, so that both recorders make the same nodes.
+_compiled_graph = kernels.compiled_module("graph")
+_NodeFields: type = object if _compiled_graph is None else _compiled_graph.NodeFields
+
+
+class Context(_NodeFields):
     """What one op call remembers for its backward: the graph's node.
 
     ``ctx.save_for_backward(a, b)`` keeps arrays, read back as ``ctx.saved``; any other attribute
@@ -254,7 +266,7 @@ class Context:
     gradient flowing into the node has them); ``stamp``, the write clock when it was recorded.
     """
 
-    __slots__ = (
+    __slots__ = () if _NodeFields is not object else (
         "fn", "needs_input_grad", "parents", "saved", "stamp", "output_shape", "output_dtype", "retains",
         "freed", "__dict__", "__weakref__",
     )  # fmt: skip
@@ -358,6 +370,17 @@ class Function:
         ctx.retains = None  # the tensor whose retain_grad() asked for this node's gradient
         ctx.freed = False
         return _tensor(out, ctx)
+
+
+#: The readable recorder above. ``Function.apply`` is this one under the ``"reference"`` kernel
+#: backend, and the compiled twin (tinytorch/_kernels/graph.pyx) under ``"compiled"``.
+reference_apply = Function.__dict__["apply"]
+
+
+def _follow_backend(backend: str) -> None:
+    """Record ops with the recorder of ``backend`` (kernels.use() calls this on every switch)."""
+    compiled = backend == "compiled" and _compiled_graph is not None
+    Function.apply = classmethod(_compiled_graph.apply) if compiled else reference_apply
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -596,5 +619,9 @@ def checkpoint(fn: Callable[..., Tensor], *inputs: Any) -> Tensor:
 
 # tensor.py imports this module, so Tensor can only be imported once this module is complete.
 from .tensor import Tensor, _tensor  # noqa: E402
+
+if _compiled_graph is not None:
+    _compiled_graph.install(sys.modules[__name__])
+kernels.on_backend_change(_follow_backend)
 
 Variable = Tensor  # the original course's name for Tensor

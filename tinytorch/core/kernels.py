@@ -30,7 +30,7 @@ from tinytorch._kernels import reference
 from tinytorch._sourcefile import import_file
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
-COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm", "int8")
+COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm", "int8", "graph")
 BACKENDS = ("compiled", "reference")
 ENV_VAR = "TINYTORCH_KERNELS"
 BUILD_COMMAND = 'pip install -e ".[dev]"   (or: python setup.py build_ext --inplace)'
@@ -42,21 +42,22 @@ class KernelsNotBuiltWarning(UserWarning):
     """The compiled kernels are missing, so TinyTorch runs on the slower NumPy reference."""
 
 
-def _load_compiled() -> tuple[dict[str, tuple[Callable, str]], list[str]]:
-    """Import the compiled modules; return ({kernel: (function, module name)}, [missing modules])."""
+def _load_compiled() -> tuple[dict[str, ModuleType], dict[str, tuple[Callable, str]], list[str]]:
+    """Import the compiled modules; return ({name: module}, {kernel: (function, module name)}, [missing modules])."""
+    modules: dict[str, ModuleType] = {}
     table: dict[str, tuple[Callable, str]] = {}
     missing = []
     for name in COMPILED_MODULES:
         qualified = f"tinytorch._kernels.{name}"
         try:
-            module = importlib.import_module(qualified)
+            module = modules[name] = importlib.import_module(qualified)
         except ImportError:
             missing.append(name)
             continue
         for kernel in KERNEL_NAMES:
             if hasattr(module, kernel):
                 table[kernel] = (getattr(module, kernel), qualified)
-    return table, missing
+    return modules, table, missing
 
 
 # An OpenMP thread that finishes a loop spins before it sleeps (~10 ms of CPU measured with
@@ -66,7 +67,7 @@ def _load_compiled() -> tuple[dict[str, tuple[Callable, str]], list[str]]:
 # at once; blas_wait.py does the same for the BLAS's threads. The OpenMP runtime reads this when the
 # first compiled module loads it, so it is set before that; a value already in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-_compiled, _missing = _load_compiled()
+_modules, _compiled, _missing = _load_compiled()
 _requested = os.environ.get(ENV_VAR, "").strip().lower()
 if _requested and _requested not in BACKENDS:
     raise ValueError(f"{ENV_VAR}={_requested!r} is not a kernel backend; expected one of {BACKENDS}")
@@ -79,6 +80,8 @@ if _missing and _requested != "reference":
     )
 _active = _requested or ("compiled" if _compiled else "reference")
 _overrides: dict[str, tuple[Callable, str]] = {}
+#: Called with the backend's name on every switch: autograd's Function.apply follows the backend too.
+_switch_callbacks: list[Callable[[str], None]] = []
 #: The kernel observer (the profiler of lesson 14), or None: when set, ``kernels.<name>`` returns
 #: ``observer.wrap_kernel(name, function)`` instead of the function itself, so every call is seen.
 _observer = None
@@ -94,6 +97,24 @@ def set_observer(observer) -> object:
 def backend() -> str:
     """The name of the active backend: ``"compiled"`` or ``"reference"``."""
     return _active
+
+
+def compiled_module(name: str) -> ModuleType | None:
+    """The compiled module ``tinytorch._kernels.<name>``, or None when it is not built."""
+    return _modules.get(name)
+
+
+def on_backend_change(callback: Callable[[str], None]) -> None:
+    """Call ``callback(backend)`` now and after every switch of the backend (code that keeps its own compiled twin)."""
+    _switch_callbacks.append(callback)
+    callback(_active)
+
+
+def _switch(name: str) -> None:
+    global _active
+    _active = name
+    for callback in _switch_callbacks:
+        callback(name)
 
 
 def compiled_available() -> bool:
@@ -160,18 +181,13 @@ def use(name: str) -> _Restore:
     Works as a plain call (the switch stays) and as a context manager (the previous backend comes
     back on exit). Kernels registered by a student stay in force either way.
     """
-    global _active
     if name not in BACKENDS:
         raise ValueError(f"kernels.use: unknown backend {name!r}; expected one of {BACKENDS}")
     if name == "compiled" and not _compiled:
         raise RuntimeError(f"kernels.use('compiled'): the compiled kernels are not built. Build them with: {BUILD_COMMAND}")
-    previous, _active = _active, name
-
-    def undo() -> None:
-        global _active
-        _active = previous
-
-    return _Restore(undo)
+    previous = _active
+    _switch(name)
+    return _Restore(lambda: _switch(previous))
 
 
 def _module_from(source: ModuleType | str | os.PathLike) -> ModuleType:
