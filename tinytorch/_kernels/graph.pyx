@@ -14,6 +14,9 @@ fields as C struct members instead of looking each attribute up by name.
 """
 
 cimport numpy as cnp
+from cpython.object cimport PyObject_Call
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 import numpy as np
 
@@ -54,6 +57,12 @@ def install(autograd) -> None:
     autograd_globals = autograd.__dict__
 
 
+cdef inline void set_item(tuple t, Py_ssize_t i, object value):
+    """Fill slot ``i`` of the new tuple ``t`` (PyTuple_SET_ITEM takes over a reference)."""
+    Py_INCREF(value)
+    PyTuple_SET_ITEM(t, i, value)
+
+
 cdef inline object make_tensor(object data, object node):
     """autograd._tensor: a Tensor holding ``data`` as it is, made by ``node`` (None: a leaf)."""
     t = new_tensor(Tensor)
@@ -69,39 +78,45 @@ def apply(cls, *inputs, **params):
     if autograd_globals["_observer"] is not None:
         return reference_apply(cls, *inputs, **params)
     cdef Py_ssize_t n = len(inputs), i
-    cdef list arrays = [None] * n
-    cdef list parents = [None] * n
-    cdef list needs = [False] * n
+    # forward's arguments (ctx first, set below), and per input: its parent and whether it wants a gradient
+    cdef tuple arguments = PyTuple_New(n + 1)
+    cdef tuple parents = PyTuple_New(n)
+    cdef tuple needs = PyTuple_New(n)
     cdef bint wanted = False
     cdef NodeFields node
     recorded_write_clock = autograd_globals["_recorded_write_clock"]
     for i in range(n):
         x = inputs[i]
+        parent = None
+        wants = False
         if isinstance(x, Tensor):
-            arrays[i] = x._data
+            array = x._data
             if x.requires_grad:
                 if x._node is None:
-                    parents[i] = x
+                    parent = x
                 else:
                     node = x._node
                     if node.stamp < recorded_write_clock:
                         check_history(x, cls.__name__)
-                    parents[i] = node
-                needs[i] = True
-                wanted = True
+                    parent = node
+                wants = wanted = True
         else:
-            arrays[i] = x.item() if isinstance(x, generic) else x
+            array = x.item() if isinstance(x, generic) else x
+        set_item(arguments, i + 1, array)
+        set_item(parents, i, parent)
+        set_item(needs, i, wants)
     cdef bint record = wanted and grad_state.enabled
-    cdef NodeFields ctx = new_context(Context)
+    cdef NodeFields ctx = NodeFields.__new__(Context)
     ctx.fn = cls
-    ctx.needs_input_grad = tuple(needs) if record else (False,) * n
+    ctx.needs_input_grad = needs if record else (False,) * n
     ctx.saved = ()
-    out = cls.forward(ctx, *arrays, **params) if params else cls.forward(ctx, *arrays)
+    set_item(arguments, 0, ctx)
+    out = PyObject_Call(cls.forward, arguments, params)
     if type(out) is not ndarray:
         out = asarray(out)
     if not record or (<cnp.ndarray>out).descr.kind != b"f":
         return make_tensor(out, None)
-    ctx.parents = tuple(parents)
+    ctx.parents = parents
     ctx.stamp = autograd_globals["_clock"]
     ctx.output_shape = out.shape
     ctx.output_dtype = out.dtype
