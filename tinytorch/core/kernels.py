@@ -11,6 +11,10 @@ and ops never import a kernel module; they call ``kernels.<name>(...)`` and this
 
 ``TINYTORCH_KERNELS=reference`` in the environment starts on the reference backend.
 
+One compiled module holds no kernel: ``graph``, the compiled twin of autograd's ``Function.apply``.
+Autograd asks for it with :func:`compiled_module` and follows the backend through
+:func:`on_backend_change`.
+
 >>> from tinytorch.core import kernels
 >>> with kernels.use("reference"):
 ...     kernels.backend()
