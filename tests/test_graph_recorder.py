@@ -24,11 +24,13 @@ def recorder() -> object:
 
 def test_function_apply_follows_the_backend():
     compiled = autograd._compiled_graph.apply
-    assert recorder() is compiled
-    with kernels.use("reference"):
+    with kernels.use("compiled"):
+        assert recorder() is compiled
+        with kernels.use("reference"):
+            assert recorder() is autograd.reference_apply.__func__
+        assert recorder() is compiled
+        kernels.use("reference")  # a plain call switches for good (until the with block ends)
         assert recorder() is autograd.reference_apply.__func__
-        assert recorder() is not compiled
-    assert recorder() is compiled
 
 
 def leaves():

@@ -35,6 +35,14 @@ def test_compiled_relu_matches_reference(shape, dtype, data):
     assert_close(compiled.relu_backward(y, grad), reference.relu_backward(y, grad), "relu_backward")
 
 
+@pytest.mark.parametrize("kernels_module", IMPLEMENTATIONS)
+def test_relu_of_a_0d_array_is_a_0d_array(kernels_module):
+    """Not a NumPy scalar: the op saves y for relu_backward, which accepts arrays only."""
+    y = kernels_module.relu_forward(np.array(-1.5, dtype=np.float32))
+    assert type(y) is np.ndarray and y.shape == () and y.dtype == np.float32
+    assert kernels_module.relu_backward(y, np.array(2.0, dtype=np.float32)) == 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_compiled_relu_on_arrays_split_across_threads(dtype):
     # Large enough for the parallel path, and not a multiple of its chunk size.

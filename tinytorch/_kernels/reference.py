@@ -311,7 +311,7 @@ def global_avgpool2d_backward(grad_out: np.ndarray, input_shape) -> np.ndarray:
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """ReLU: y = max(x, 0) elementwise (NaN stays NaN). x: any shape, float32/float64. Returns y, same shape."""
     x = float_input("relu_forward", "x", x)
-    return np.maximum(x, 0)
+    return np.maximum(x, 0, out=np.empty_like(x))  # out=: a 0-d x gives a 0-d array, not a NumPy scalar
 
 
 def relu_backward(y: np.ndarray, grad: np.ndarray) -> np.ndarray:
