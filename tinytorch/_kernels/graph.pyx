@@ -3,8 +3,8 @@
 ``tinytorch/core/autograd.py`` holds the readable ``Function.apply``, the reference. This module
 does the same work in C: unpack the inputs, decide whether to record, run the op's ``forward``,
 record the node and make the result tensor. A 4x4 ``a * b`` spends most of its time there rather
-than in the multiplication, so the recorder sets how fast small ops (a GPT's generation, one token
-at a time) run. ``Function.apply`` follows the kernel backend: this one under ``"compiled"``, the
+than in the multiplication, so the recorder sets how fast small ops run: code that works tensor by
+tensor, and the many small ops of a training step's bookkeeping. ``Function.apply`` follows the kernel backend: this one under ``"compiled"``, the
 readable one under ``"reference"``. With an op observer set (the profiler), this one hands the call
 to the readable one, which reports it.
 
@@ -35,7 +35,6 @@ cdef class NodeFields:
 # runs and autograd's module dictionary, whose write clocks and observer change as the program runs.
 cdef object Context = None
 cdef object Tensor = None
-cdef object new_context = None
 cdef object new_tensor = None
 cdef object check_history = None
 cdef object grad_state = None
@@ -48,9 +47,9 @@ cdef object asarray = np.asarray
 
 def install(autograd) -> None:
     """Take the classes and state the recorder needs from the ``autograd`` module (it calls this on import)."""
-    global Context, Tensor, new_context, new_tensor, check_history, grad_state, reference_apply, autograd_globals
+    global Context, Tensor, new_tensor, check_history, grad_state, reference_apply, autograd_globals
     Context, Tensor = autograd.Context, autograd.Tensor
-    new_context, new_tensor = Context.__new__, Tensor.__new__
+    new_tensor = Tensor.__new__
     check_history = autograd._check_history
     grad_state = autograd._grad_state
     reference_apply = autograd.reference_apply.__func__
