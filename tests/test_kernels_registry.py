@@ -149,3 +149,10 @@ def test_register_names_limits_what_is_taken():
         assert not kernels.describe()["relu_forward"].startswith("registered")
     with pytest.raises(ValueError, match=r"does not define \['softmax_forward'\]"):
         kernels.register(both, names=["softmax_forward"])
+
+
+def test_compiled_module_gives_a_built_module_and_refuses_an_unknown_name():
+    graph = kernels.compiled_module("graph")
+    assert graph is not None and graph.__name__ == "tinytorch._kernels.graph"
+    with pytest.raises(ValueError, match=r"kernels.compiled_module: 'grpah' is not a compiled module; expected one of"):
+        kernels.compiled_module("grpah")

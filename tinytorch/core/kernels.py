@@ -105,6 +105,8 @@ def backend() -> str:
 
 def compiled_module(name: str) -> ModuleType | None:
     """The compiled module ``tinytorch._kernels.<name>``, or None when it is not built."""
+    if name not in COMPILED_MODULES:
+        raise ValueError(f"kernels.compiled_module: {name!r} is not a compiled module; expected one of {COMPILED_MODULES}")
     return _modules.get(name)
 
 
@@ -126,17 +128,9 @@ def compiled_available() -> bool:
     return bool(_compiled)
 
 
-def _thread_control() -> ModuleType | None:
-    """The compiled ``parallel`` module (OpenMP thread control), or None when it is not built."""
-    try:
-        return importlib.import_module("tinytorch._kernels.parallel")
-    except ImportError:
-        return None
-
-
 def openmp_enabled() -> bool:
     """True when the compiled kernels are built with OpenMP, so their loops can run on several threads."""
-    control = _thread_control()
+    control = compiled_module("parallel")
     return control is not None and control.openmp_enabled()
 
 
@@ -148,7 +142,7 @@ def set_num_threads(n: int) -> None:
     are not built (the NumPy reference has no loops of its own to parallelise); warns when they were
     built without OpenMP and so always run on one thread.
     """
-    control = _thread_control()
+    control = compiled_module("parallel")
     if control is None:
         raise RuntimeError(f"kernels.set_num_threads: the compiled kernels are not built. Build them with: {BUILD_COMMAND}")
     control.set_num_threads(n)
@@ -162,7 +156,7 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """Threads the compiled kernels' next parallel loop uses: 1 when built without OpenMP or not built at all."""
-    control = _thread_control()
+    control = compiled_module("parallel")
     return 1 if control is None else control.get_num_threads()
 
 
