@@ -40,6 +40,7 @@ def describe() -> dict[str, str]:
         "TinyTorch": f"{tt.__version__} (compiled kernels {'built' if kernels.compiled_available() else 'NOT built'}, "
         f"OpenMP {'on' if kernels.openmp_enabled() else 'off'}, "
         f"{kernels.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'unset')}, products {kernels.products()}, "
         f"BLAS threads: {blas_wait_policy()}, allocator: {allocator_policy()})",
         "NumPy": f"{np.__version__} (BLAS {blas.get('name', '?')} {blas.get('version', '')})",
         "Python": platform.python_version(),

@@ -90,6 +90,11 @@ def test_info_says_whether_the_blas_threads_sleep_between_products():
     assert policy == blas_wait_policy() and "OPENBLAS_THREAD_TIMEOUT" in policy
 
 
+def test_info_says_where_matrix_products_run():
+    where = doctor.info()["machine"]["matrix products"]
+    assert where == kernels.products() and where.startswith("on ")
+
+
 def test_the_course_map_follows_the_lessons(capsys, monkeypatch):
     course = CourseMap.measure()
     assert course.violations() == []

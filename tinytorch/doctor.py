@@ -202,6 +202,7 @@ def info() -> dict[str, dict[str, str]]:
             "kernel threads": f"{kernels.get_num_threads()} (OpenMP {'on' if kernels.openmp_enabled() else 'off'})",
             "thread settings": blas or "none set in the environment",
             "BLAS threads between products": blas_wait_policy(),
+            "matrix products": kernels.products(),
         },
         "kernels": {"backend": kernels.backend(), **{f"_kernels.{k}": v for k, v in compiled_modules().items()}},
         "data": {f.name: ("✓ " if f.ok else "✗ ") + f.detail for f in data_findings()},

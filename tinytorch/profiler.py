@@ -7,7 +7,7 @@
 ...         out = model(tt.randn(8, 32))
 >>> print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=3))   # doctest: +SKIP
 >>> [row.key for row in prof.key_averages()]
-['forward', 'LinearFunction', 'ReLU', 'kernels.relu_forward']
+['forward', 'LinearFunction', 'kernels.matmul', 'ReLU', 'kernels.relu_forward']
 
 ``profile`` is :class:`tinytorch.core.op_profiler.Profiler`; ``prof.key_averages()``,
 ``.table(sort_by=...)``, ``key_averages(group_by_input_shape=True)`` and

@@ -35,6 +35,32 @@ def same_shape(kernel: str, name: str, x: np.ndarray, expected: tuple[int, ...])
         raise ValueError(f"{kernel}: {name} has shape {tuple(x.shape)}; expected {tuple(expected)}")
 
 
+def matmul_inputs(kernel: str, a, b, out, accumulate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Check a matrix product's operands: ``a`` (M, K) and ``b`` (K, N) NumPy arrays, and ``out``.
+
+    ``out``, when given, must be a C-contiguous (M, N) array of the product's dtype; ``accumulate``
+    (``out += a @ b``) needs it. Any strides and dtypes are accepted for ``a`` and ``b``, as by ``np.matmul``.
+    """
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{kernel}: {name} must be a NumPy array, got {type(x).__name__}")
+        if x.ndim != 2:
+            raise ValueError(f"{kernel}: {name} must be 2-D, got shape {x.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"{kernel}: a has shape {a.shape} and b {b.shape}; a's columns must match b's rows")
+    if out is None:
+        if accumulate:
+            raise ValueError(f"{kernel}: accumulate=True adds into out, so out must be given")
+        return a, b
+    expected = (a.shape[0], b.shape[1])
+    if not isinstance(out, np.ndarray) or out.shape != expected or out.dtype != np.result_type(a, b):
+        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"{kernel}: out must be a {expected} array of {np.result_type(a, b)}, got {got}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{kernel}: out must be C-contiguous, got strides {out.strides}")
+    return a, b
+
+
 def int_pair(kernel: str, name: str, value, minimum: int) -> tuple[int, int]:
     """Return ``value`` as an ``(h, w)`` pair of Python ints, each at least ``minimum``, or raise naming ``kernel``."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:

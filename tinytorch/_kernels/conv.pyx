@@ -1,4 +1,4 @@
-"""2-D convolution, compiled: im2col and col2im as parallel loops, the three products on BLAS.
+"""2-D convolution, compiled: im2col and col2im as parallel loops, the three products on the matmul kernel.
 
 Same names, arguments and results as in ``reference.py``, which documents them. With K = C*KH*KW
 input values per window and P = Ho*Wo windows per image, the windows of the whole batch are laid
@@ -10,7 +10,8 @@ COLS_BUDGET_BYTES is done a chunk of images at a time, each chunk still one larg
     weight gradient  dW (F, K)        = g (F, N*P)      @ cols.T
     input gradient   dcols (K, N*P)   = W.T (K, F)      @ g (F, N*P)   then col2im: add back onto x
 
-Cython does what BLAS cannot: copy the windows out (im2col), move the product into NCHW order
+The products go to ``gemm.matmul``: BLAS, called from the same OpenMP threads that run the loops
+(gemm.pyx says why one pool matters). Cython does what BLAS cannot: copy the windows out (im2col), move the product into NCHW order
 with the bias added, and add window gradients back onto the input (col2im), each loop parallel
 over rows or image planes. ``cols`` and ``g`` live in reused scratch buffers (see workspace.py);
 everything returned is freshly allocated.
@@ -30,6 +31,7 @@ from libc.string cimport memcpy, memset
 from .loops cimport sum_of
 from .contracts import channel_vector, conv2d_fused_inputs, conv2d_inputs, float_input, same_shape
 from .workspace import scratch
+from . import gemm
 
 
 cdef enum:
@@ -263,7 +265,7 @@ def _windowed_forward(kernel, x, weight, bias, has_bias, stride, padding, ho, wo
         cols = scratch("conv.cols", (c * kh * kw, images * ho * wo), x.dtype)
         _im2col_into(kernel, x[part], cols, (kh, kw), stride, padding, (ho, wo))
         product = scratch("conv.product", (f, images * ho * wo), x.dtype)
-        np.matmul(filters, cols, out=product)
+        gemm.matmul(filters, cols, out=product)
         _unpack_into(product, bias, has_bias, relu, ho, wo, pool, out[part])
 
 
@@ -343,11 +345,11 @@ def conv2d_backward(x, weight, grad_out, stride, padding, need_input_grad=True, 
         if need_bias_grad:
             grad_bias += chunk_bias
         if grad_weight is None:
-            grad_weight = np.matmul(packed, cols.T)
+            grad_weight = gemm.matmul(packed, cols.T)
         else:
-            grad_weight += np.matmul(packed, cols.T)
+            gemm.matmul(packed, cols.T, out=grad_weight, accumulate=True)
         if need_input_grad:
-            np.matmul(filters_t, packed, out=cols)  # the window gradients, into the spent cols buffer
+            gemm.matmul(filters_t, packed, out=cols)  # the window gradients, into the spent cols buffer
             if x.dtype == np.float32:
                 status = _col2im[float](cols, grad_x[part], *args)
             else:

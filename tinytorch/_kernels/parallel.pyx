@@ -6,8 +6,9 @@ ignores requests for more, instead of failing to link ``omp_set_num_threads``.
 
 The setting follows OpenMP's rules: it applies to the calling thread and to the parallel loops it
 starts; the ``OMP_NUM_THREADS`` environment variable sets the starting value for every thread.
-NumPy's BLAS (used for the convolution's matrix products) has its own thread pool, sized by
-``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` before NumPy is first imported.
+The large matrix products (the matmul kernel, gemm.pyx) run on these same threads. NumPy's own
+products, and the small ones the matmul kernel leaves to it, run on NumPy's BLAS thread pool, sized
+by ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` before NumPy is first imported.
 """
 
 cdef extern from *:

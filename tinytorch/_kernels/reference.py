@@ -29,6 +29,7 @@ from .contracts import (
     gelu_approximation,
     layer_norm_inputs,
     layer_norm_saved,
+    matmul_inputs,
     pool_geometry,
     same_shape,
     shape_tuple,
@@ -40,6 +41,7 @@ from .int8_contracts import requantize_inputs
 from .optim_contracts import adam_inputs, rmsprop_inputs, sgd_inputs
 
 __all__ = [
+    "matmul",
     "softmax_forward",
     "softmax_backward",
     "log_softmax_forward",
@@ -75,6 +77,20 @@ __all__ = [
     "int8_requantize",
     "int8_maxpool2d",
 ]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+    """Matrix product of 2-D arrays: ``a @ b`` (M, K) @ (K, N), into ``out`` when given, or ``out += a @ b``.
+
+    Every product of the layers goes through this kernel. Here it is ``np.matmul``, which runs on
+    NumPy's BLAS and its threads; the compiled twin (gemm.pyx) calls the same BLAS from the kernels'
+    own threads. Returns the product (``out`` when given).
+    """
+    a, b = matmul_inputs("matmul", a, b, out, accumulate)
+    if accumulate:
+        out += np.matmul(a, b)
+        return out
+    return np.matmul(a, b, out=out)
 
 
 def softmax_forward(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,12 @@ step 84 -> 72 ms, the GPT benchmark's training step 310 -> 275 ms.
 The price is a wake-up per multi-threaded product: a step of small products pays it several times
 (a 784-128-10 MLP at batch 64: about 0.8 -> 1.1 ms per step).
 
+Since the matmul kernel (``tinytorch/_kernels/gemm.pyx``) runs the framework's large products
+from the kernels' own threads, OpenBLAS's pool serves only what is left to ``np.matmul``: stacked
+(batched) products, small ones, the NumPy reference backend and a user's own NumPy code. The setting
+still matters for those, and it matters where the matmul kernel cannot find its BLAS functions
+(``tito system info``, "matrix products").
+
 OpenBLAS reads the variable once, when NumPy loads it, so it counts only if TinyTorch is imported
 before NumPy. A value already in the environment wins (``OPENBLAS_THREAD_TIMEOUT=28`` restores
 OpenBLAS's own spin). Other BLAS libraries ignore the variable.

@@ -34,7 +34,9 @@ from tinytorch._kernels import reference
 from tinytorch._sourcefile import import_file
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
-COMPILED_MODULES = ("softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm", "int8", "graph")
+COMPILED_MODULES = (
+    "softmax", "attention", "optim", "conv", "pool", "elementwise", "parallel", "gelu", "layernorm", "int8", "graph", "gemm",
+)
 BACKENDS = ("compiled", "reference")
 ENV_VAR = "TINYTORCH_KERNELS"
 BUILD_COMMAND = 'pip install -e ".[dev]"   (or: python setup.py build_ext --inplace)'
@@ -64,14 +66,36 @@ def _load_compiled() -> tuple[dict[str, ModuleType], dict[str, tuple[Callable, s
     return modules, table, missing
 
 
-# An OpenMP thread that finishes a loop spins before it sleeps (~10 ms of CPU measured with
-# libgomp), and so does NumPy's BLAS, whose threads run the convolution's matrix products between
-# the kernels' loops: on two cores each pool's spinning thread takes the core the other one needs
-# (measured: conv forward+backward 1.3x slower). Passive waiting puts the kernels' threads to sleep
-# at once; blas_wait.py does the same for the BLAS's threads. The OpenMP runtime reads this when the
-# first compiled module loads it, so it is set before that; a value already in the environment wins.
+# How the kernels' OpenMP threads wait for the next loop. libgomp's default is to spin for 300,000
+# rounds (about 15 ms of a core here) before sleeping. On two cores a spinning thread takes the core
+# that another pool's thread needs: when the convolution's products still ran on NumPy's BLAS
+# threads, that made it 1.3x slower, hence passive waiting (blas_wait.py does the same for
+# OpenBLAS). Sleeping at once has its own cost after a rest: Linux wakes a sleeping worker onto the
+# main thread's core, and the two take turns on it for the next calls (gemm.pyx gives the
+# measurements). Now that the large products run on these same threads (the matmul kernel), a
+# short spin, 30,000 rounds (about 1.5 ms), keeps a worker awake through the gaps inside a layer's
+# work without taking a core from anyone. The OpenMP runtime reads both when the first compiled
+# module loads it, so they are set before that; values already in the environment win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("GOMP_SPINCOUNT", "30000")
 _modules, _compiled, _missing = _load_compiled()
+
+
+def _install_blas() -> str:
+    """Give the compiled ``matmul`` (gemm.pyx) the BLAS that NumPy loaded; say where products run."""
+    gemm = _modules.get("gemm")
+    if gemm is None:
+        return "on NumPy's BLAS threads (the compiled kernels are not built)"
+    from tinytorch._kernels.blas_symbols import find_cblas
+
+    found = find_cblas()
+    if found is None:
+        return "on NumPy's BLAS threads (no OpenBLAS 0.3.27+ with openblas_set_num_threads_local found in this process)"
+    gemm.install(found["sgemm"], found["dgemm"], found["set_local_threads"], found["get_threads"], found["ilp64"])
+    return f"on the kernels' threads, one-thread calls of {Path(found['path']).name}"
+
+
+_products = _install_blas()
 _requested = os.environ.get(ENV_VAR, "").strip().lower()
 if _requested and _requested not in BACKENDS:
     raise ValueError(f"{ENV_VAR}={_requested!r} is not a kernel backend; expected one of {BACKENDS}")
@@ -121,6 +145,11 @@ def _switch(name: str) -> None:
     _active = name
     for callback in _switch_callbacks:
         callback(name)
+
+
+def products() -> str:
+    """Where the compiled ``matmul`` runs large matrix products: on the kernels' own threads, or NumPy's BLAS threads."""
+    return _products if backend() == "compiled" else "on NumPy's BLAS threads (reference backend)"
 
 
 def compiled_available() -> bool:

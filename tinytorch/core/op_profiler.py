@@ -13,7 +13,7 @@ of all events add up to the time spent inside recorded events, each instant coun
 >>> with Profiler() as prof:
 ...     (x @ w).relu().sum().backward()
 >>> sorted({event.name for event in prof.events()})
-['AccumulateGrad', 'MatMul', 'MatMulBackward', 'ReLU', 'ReLUBackward', 'Sum', 'SumBackward', 'kernels.relu_backward', 'kernels.relu_forward']
+['AccumulateGrad', 'MatMul', 'MatMulBackward', 'ReLU', 'ReLUBackward', 'Sum', 'SumBackward', 'kernels.matmul', 'kernels.relu_backward', 'kernels.relu_forward']
 >>> [(row.key, row.count, row.flops) for row in prof.key_averages() if row.key.startswith("MatMul")]
 [('MatMul', 1, 524288), ('MatMulBackward', 1, 1048576)]
 

@@ -6,6 +6,7 @@ input's shape (``unbroadcast``), so no op here deals with broadcasting itself.
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 
 
@@ -199,6 +200,18 @@ def _swap_last(x: np.ndarray) -> np.ndarray:
     return np.swapaxes(x, -1, -2)
 
 
+# Multiply-adds from which a 2-D product goes to the matmul kernel: below, waking its threads costs
+# more than it saves, and np.matmul keeps a tiny product on the calling thread anyway.
+KERNEL_PRODUCT = 1 << 18
+
+
+def _product(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y``, through the matmul kernel when both are 2-D and the product is large."""
+    if x.ndim == 2 == y.ndim and x.size * y.shape[-1] >= KERNEL_PRODUCT:
+        return kernels.matmul(x, y)
+    return x @ y
+
+
 class MatMul(Function):
     """z = a @ b: (..., m, k) @ (..., k, n) -> (..., m, n), batch axes broadcast; 1-D operands as in NumPy.
 
@@ -213,7 +226,8 @@ class MatMul(Function):
         if type(a) is not np.ndarray or type(b) is not np.ndarray:
             a, b = _array(a), _array(b)
         try:
-            z = np.matmul(a, b)
+            # a large 2-D product goes to the matmul kernel (on the kernels' own threads, see gemm.pyx)
+            z = kernels.matmul(a, b) if a.ndim == 2 == b.ndim and a.size * b.shape[-1] >= KERNEL_PRODUCT else np.matmul(a, b)
         except ValueError:
             raise ValueError(_matmul_mismatch(a.shape, b.shape)) from None
         if z.dtype.char == "d":
@@ -236,11 +250,11 @@ class MatMul(Function):
             g = np.expand_dims(g, -2)
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = g @ _swap_last(b[:, None] if vector_b else b)
+            da = _product(g, _swap_last(b[:, None] if vector_b else b))
             if vector_a:
                 da = da[..., 0, :]
         if ctx.needs_input_grad[1]:
-            db = _swap_last(a[None, :] if vector_a else a) @ g
+            db = _product(_swap_last(a[None, :] if vector_a else a), g)
             if vector_b:
                 db = db[..., :, 0]
         return da, db
