@@ -9,6 +9,10 @@ the calling thread's BLAS setting comes back as it was.
 from __future__ import annotations
 
 import ctypes
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,3 +176,23 @@ def test_no_openblas_in_a_memory_map_finds_nothing(tmp_path):
     maps.write_text("7f00-7f10 r-xp 00000000 08:01 42 /site/numpy.libs/libscipy_openblas64_-x.so\n")
     assert blas_symbols.loaded_openblas(str(maps)) == ["/site/numpy.libs/libscipy_openblas64_-x.so"]
     assert blas_symbols.loaded_openblas(str(tmp_path / "absent")) == []
+
+
+WAIT_POLICY = """
+import json, os
+import tinytorch
+print(json.dumps({name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}))
+"""
+
+
+def _wait_policy(**env: str) -> dict:
+    """What a fresh interpreter's environment holds after ``import tinytorch`` (OpenMP reads it once, at load)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", WAIT_POLICY], capture_output=True, text=True, check=True, timeout=120,
+                         env={**environ, **env})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_kernel_threads_spin_briefly_then_sleep_unless_told_otherwise():
+    assert _wait_policy() == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}
+    assert _wait_policy(GOMP_SPINCOUNT="0") == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
