@@ -27,6 +27,11 @@ then writing a partial product that is added up after. Operands must be float32 
 layouts BLAS takes); anything else, and products under MIN_WORK multiply-adds, go to
 ``np.matmul``, as they do before ``install`` is given the BLAS's functions (``kernels.py`` finds
 them with ``blas_symbols.py``; ``tito system info`` says where products run).
+
+One limit: in NumPy's OpenBLAS the "local" thread setting is in fact one value for the whole
+process, so while a product runs here, a NumPy product in another Python thread also runs on one
+thread, and two Python threads multiplying here at once can leave it at one thread until the next
+product sets it back. Answers are never affected, only the speed of NumPy's own products.
 """
 
 import numpy as np
