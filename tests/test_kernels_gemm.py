@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -124,6 +125,35 @@ def test_the_calling_thread_gets_its_blas_setting_back(threaded):
             threaded(np.ones((64, 64), np.float32), np.ones((64, 256), np.float32))  # columns split
             threaded(np.ones((64, 256), np.float32), np.ones((256, 8), np.float32))  # summed axis split
             assert set_local(3) == 3
+    finally:
+        set_local(before)
+
+
+@needs_local_threads
+@needs_compiled
+def test_products_in_two_python_threads_at_once_leave_the_setting_as_it_was(threaded):
+    # the setting is one value for the whole process: the last product to end must put it back,
+    # whichever thread runs it, and every answer stays right meanwhile
+    found = blas_symbols.find_cblas()
+    set_local = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(found["set_local_threads"])
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((300, 64)), rng.standard_normal((64, 200))
+    expected = a @ b
+    wrong = []
+
+    def work():
+        for _ in range(30):
+            if not np.allclose(threaded(a, b), expected, rtol=1e-12, atol=1e-10):
+                wrong.append(1)
+
+    before = set_local(3)
+    try:
+        workers = [threading.Thread(target=work) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert not wrong and set_local(3) == 3
     finally:
         set_local(before)
 

@@ -29,9 +29,8 @@ layouts BLAS takes); anything else, and products under MIN_WORK multiply-adds, g
 them with ``blas_symbols.py``; ``tito system info`` says where products run).
 
 One limit: in NumPy's OpenBLAS the "local" thread setting is in fact one value for the whole
-process, so while a product runs here, a NumPy product in another Python thread also runs on one
-thread, and two Python threads multiplying here at once can leave it at one thread until the next
-product sets it back. Answers are never affected, only the speed of NumPy's own products.
+process, so while a product runs here, a NumPy product in another Python thread runs on one
+thread too. It is put back when the last product running here ends. Answers are never affected.
 """
 
 import numpy as np
@@ -80,6 +79,10 @@ cdef void* _dgemm = NULL
 cdef set_local_t _set_local = NULL
 cdef get_threads_t _get_threads = NULL
 cdef bint _ilp64 = True
+# Products running now, in any Python thread, and the BLAS setting in force before the first began
+# (read and written with the GIL held, so Python threads take turns at them)
+cdef int _running = 0
+cdef int _saved = 0
 
 # below this many multiply-adds a product stays on np.matmul: waking threads would cost more
 MIN_WORK = 1 << 18
@@ -187,9 +190,13 @@ def matmul(a, b, out=None, accumulate=False):
         partials = np.zeros((threads - 1, m, n), dtype=dtype)
         pp = <char*><uintptr_t>partials.ctypes.data
     # One-thread BLAS calls from here on. In NumPy's OpenBLAS this "local" setting is in fact one
-    # value for the whole process, so it is set and put back by this thread only, around the loop;
-    # each worker sets it too, for builds where it is per thread (a worker runs kernels only).
-    cdef int previous = _set_local(1)
+    # value for the whole process, so the first product to start sets it and the last to end puts
+    # it back, whichever Python threads run them; each worker sets it too, for builds where it is
+    # per thread (a worker runs kernels only).
+    global _running, _saved
+    if _running == 0:
+        _saved = _set_local(1)
+    _running += 1
     with nogil:
         if split == 0:
             _call(single, ta, tb, M, N, K, pa, lda, pb, ldb, beta, pc, ldc)
@@ -219,7 +226,9 @@ def matmul(a, b, out=None, accumulate=False):
                           pa + (start * lda * item if ta == TRANS else start * item), lda,
                           pb + (start * item if tb == TRANS else start * ldb * item), ldb,
                           beta if t == 0 else 0.0, pc if t == 0 else pp + (t - 1) * block, N)
-        _restore(previous)
+    _running -= 1
+    if _running == 0:
+        _restore(_saved)
     if split == 3:
         out += partials.sum(axis=0)
     return out
