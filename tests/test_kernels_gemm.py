@@ -210,19 +210,31 @@ def test_no_openblas_in_a_memory_map_finds_nothing(tmp_path):
 
 WAIT_POLICY = """
 import json, os
-import tinytorch
-print(json.dumps({name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}))
+{imports}
+from tinytorch.core import kernels
+print(json.dumps({{"env": {{name: os.environ.get(name) for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}},
+                  "policy": kernels.wait_policy()}}))
 """
 
 
-def _wait_policy(**env: str) -> dict:
-    """What a fresh interpreter's environment holds after ``import tinytorch`` (OpenMP reads it once, at load)."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    out = subprocess.run([sys.executable, "-c", WAIT_POLICY], capture_output=True, text=True, check=True, timeout=120,
-                         env={**environ, **env})
+def _wait_policy(imports: str = "import tinytorch", **env: str) -> dict:
+    """What a fresh interpreter's environment holds after ``imports`` (OpenMP reads it once, at load)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT")}
+    out = subprocess.run([sys.executable, "-c", WAIT_POLICY.format(imports=imports)], capture_output=True, text=True,
+                         check=True, timeout=120, env={**environ, **env})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_kernel_threads_spin_briefly_then_sleep_unless_told_otherwise():
-    assert _wait_policy() == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}
-    assert _wait_policy(GOMP_SPINCOUNT="0") == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+    got = _wait_policy()
+    assert got["env"] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "30000"}
+    assert got["policy"] == "OMP_WAIT_POLICY=PASSIVE, GOMP_SPINCOUNT=30000: they spin that many rounds, then sleep"
+    assert _wait_policy(GOMP_SPINCOUNT="0")["env"] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0"}
+
+
+def test_kernel_threads_do_not_spin_when_numpy_s_blas_threads_do():
+    # NumPy imported first: OpenBLAS's threads spin after each product (TinyTorch came too late to
+    # stop them), and two spinning pools would hold both cores
+    for got in (_wait_policy("import numpy, tinytorch"), _wait_policy(OPENBLAS_THREAD_TIMEOUT="28")):
+        assert got["env"] == {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None}
+        assert "they sleep at once" in got["policy"]

@@ -203,6 +203,7 @@ def info() -> dict[str, dict[str, str]]:
             "thread settings": blas or "none set in the environment",
             "BLAS threads between products": blas_wait_policy(),
             "matrix products": kernels.products(),
+            "kernel threads between loops": kernels.wait_policy(),
         },
         "kernels": {"backend": kernels.backend(), **{f"_kernels.{k}": v for k, v in compiled_modules().items()}},
         "data": {f.name: ("✓ " if f.ok else "✗ ") + f.detail for f in data_findings()},

@@ -16,7 +16,8 @@ Here each OpenMP thread computes its own block of the product with a one-thread 
 BLAS (``openblas_set_num_threads_local(1)``, OpenBLAS 0.3.27+, put back after), so the products
 share the kernels' threads, as PyTorch's share its one pool. That alone does not keep the two threads apart: they still sleep at every gap inside a layer's
 work. ``kernels.py`` therefore lets them spin briefly before sleeping (``GOMP_SPINCOUNT``), which
-would have taken the core from a waiting OpenBLAS worker before, and no longer does. Measured
+would have taken the core from a waiting OpenBLAS worker before, and no longer does (it does not
+when NumPy was imported first: OpenBLAS's threads then spin after NumPy's own products). Measured
 (each side in its own process, first call after a 0.2 s pause, 7 rounds, median): the 32->64
 convolution 38.9 -> 23.4 ms (PyTorch 24.9), the 64->128 one 39.6 -> 19.3 ms (PyTorch 22.6);
 in a loop both stay where they were.

@@ -30,12 +30,13 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ENV_VAR", "SLEEP_AT_ONCE", "limit_blas_spin", "blas_wait_policy"]
+__all__ = ["ENV_VAR", "SLEEP_AT_ONCE", "limit_blas_spin", "blas_wait_policy", "blas_threads_sleep"]
 
 ENV_VAR = "OPENBLAS_THREAD_TIMEOUT"
 SLEEP_AT_ONCE = "4"  # OpenBLAS clamps the value to 4..30: a thread spins 2**value clock ticks
 
 _policy = "not set"
+_sleeps = False
 
 
 def limit_blas_spin() -> str:
@@ -49,9 +50,16 @@ def limit_blas_spin() -> str:
             f"import tinytorch first or set {ENV_VAR}={SLEEP_AT_ONCE})"
         )
         return _policy
+    global _sleeps
     value = os.environ.setdefault(ENV_VAR, SLEEP_AT_ONCE)
     _policy = f"{ENV_VAR}={value}"
+    _sleeps = value.strip().isdigit() and int(value) <= int(SLEEP_AT_ONCE)  # OpenBLAS raises smaller values to 4
     return _policy
+
+
+def blas_threads_sleep() -> bool:
+    """True when OpenBLAS's threads sleep as soon as a product ends (the setting reached NumPy's BLAS)."""
+    return _sleeps
 
 
 def blas_wait_policy() -> str:

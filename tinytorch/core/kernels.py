@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import Callable
 
 from tinytorch._kernels import reference
+from tinytorch.core import blas_wait
 from tinytorch._sourcefile import import_file
 
 #: the compiled extension modules, ``tinytorch/_kernels/<name>.pyx`` each
@@ -74,10 +75,15 @@ def _load_compiled() -> tuple[dict[str, ModuleType], dict[str, tuple[Callable, s
 # main thread's core, and the two take turns on it for the next calls (gemm.pyx gives the
 # measurements). Now that the large products run on these same threads (the matmul kernel), a
 # short spin, 30,000 rounds (about 1.5 ms), keeps a worker awake through the gaps inside a layer's
-# work without taking a core from anyone. The OpenMP runtime reads both when the first compiled
-# module loads it, so they are set before that; values already in the environment win.
+# work without taking a core from anyone, provided OpenBLAS's threads sleep at once too. When NumPy
+# was imported before TinyTorch they spin after every product NumPy still does, and a spinning
+# worker of each pool then holds a core (an int8 kernel after NumPy's products: 0.3 -> 2.8 ms), so
+# the kernels' threads do not spin then. The OpenMP runtime reads both variables when the first
+# compiled module loads it, so they are set before that; values already in the environment win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("GOMP_SPINCOUNT", "30000")
+SPIN_COUNT = "30000"
+if blas_wait.blas_threads_sleep():
+    os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
 _modules, _compiled, _missing = _load_compiled()
 
 
@@ -150,6 +156,15 @@ def _switch(name: str) -> None:
 def products() -> str:
     """Where the compiled ``matmul`` runs large matrix products: on the kernels' own threads, or NumPy's BLAS threads."""
     return _products if backend() == "compiled" else "on NumPy's BLAS threads (reference backend)"
+
+
+def wait_policy() -> str:
+    """How the kernels' threads wait for the next loop, as the OpenMP runtime was told when it loaded."""
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    policy = os.environ.get("OMP_WAIT_POLICY", "libgomp's default")
+    if spin is None:
+        return f"OMP_WAIT_POLICY={policy}: they sleep at once (no spin: NumPy's BLAS threads spin, see tinytorch.core.kernels)"
+    return f"OMP_WAIT_POLICY={policy}, GOMP_SPINCOUNT={spin}: they spin that many rounds, then sleep"
 
 
 def compiled_available() -> bool:
