@@ -14,8 +14,8 @@ than in a loop.
 
 Here each OpenMP thread computes its own block of the product with a one-thread call of the same
 BLAS (``openblas_set_num_threads_local(1)``, OpenBLAS 0.3.27+, put back after), so the products
-share the kernels' threads, as PyTorch's share its one pool. That alone does not keep the two threads apart: they still sleep at every gap inside a layer's
-work. ``kernels.py`` therefore lets them spin briefly before sleeping (``GOMP_SPINCOUNT``), which
+share the kernels' threads, as PyTorch's share its one pool. That alone does not keep the two
+threads apart: they still sleep at every gap inside a layer's work. ``kernels.py`` therefore lets them spin briefly before sleeping (``GOMP_SPINCOUNT``), which
 would have taken the core from a waiting OpenBLAS worker before, and no longer does (it does not
 when NumPy was imported first: OpenBLAS's threads then spin after NumPy's own products). Measured
 (each side in its own process, first call after a 0.2 s pause, 7 rounds, median): the 32->64
@@ -24,8 +24,8 @@ in a loop both stay where they were.
 
 A product is split between the threads by the rows of the result or by its columns, whichever
 are more, or, when both are few (a convolution's weight gradient), by the summed axis, each thread
-then writing a partial product that is added up after. Operands must be float32 or float64, of one dtype, with rows or columns contiguous (the
-layouts BLAS takes); anything else, and products under MIN_WORK multiply-adds, go to
+then writing a partial product that is added up after. Operands must be float32 or float64, of
+one dtype, with rows or columns contiguous (the layouts BLAS takes); anything else, and products under MIN_WORK multiply-adds, go to
 ``np.matmul``, as they do before ``install`` is given the BLAS's functions (``kernels.py`` finds
 them with ``blas_symbols.py``; ``tito system info`` says where products run).
 
@@ -35,8 +35,7 @@ thread too. It is put back when the last product running here ends. Answers are 
 """
 
 import numpy as np
-cimport cython
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel
 from libc.stdint cimport int64_t, uintptr_t
 
 from .contracts import matmul_inputs
@@ -148,8 +147,6 @@ cdef _layout(x):
     return None
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 def matmul(a, b, out=None, accumulate=False):
     """Same as ``reference.matmul``: ``a @ b``, into ``out`` when given, or ``out += a @ b``.
 
@@ -162,8 +159,9 @@ def matmul(a, b, out=None, accumulate=False):
     n = b.shape[1]
     dtype = np.result_type(a, b)
     la, lb = _layout(a), _layout(b)
+    work = m * n * k
     if (_set_local == NULL or a.dtype != b.dtype or dtype not in (np.float32, np.float64) or la is None
-            or lb is None or m * n * k < MIN_WORK or m * n * k == 0):
+            or lb is None or work < MIN_WORK or work == 0):
         if accumulate:
             out += np.matmul(a, b)
             return out

@@ -84,6 +84,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 SPIN_COUNT = "30000"
 if blas_wait.blas_threads_sleep():
     os.environ.setdefault("GOMP_SPINCOUNT", SPIN_COUNT)
+_wait_settings = (os.environ.get("OMP_WAIT_POLICY"), os.environ.get("GOMP_SPINCOUNT"))  # what OpenMP reads at load
 _modules, _compiled, _missing = _load_compiled()
 
 
@@ -160,8 +161,7 @@ def products() -> str:
 
 def wait_policy() -> str:
     """How the kernels' threads wait for the next loop, as the OpenMP runtime was told when it loaded."""
-    spin = os.environ.get("GOMP_SPINCOUNT")
-    policy = os.environ.get("OMP_WAIT_POLICY", "libgomp's default")
+    policy, spin = _wait_settings
     if spin is None:
         return f"OMP_WAIT_POLICY={policy}: they sleep at once (no spin: NumPy's BLAS threads spin, see tinytorch.core.kernels)"
     return f"OMP_WAIT_POLICY={policy}, GOMP_SPINCOUNT={spin}: they spin that many rounds, then sleep"

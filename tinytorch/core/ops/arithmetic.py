@@ -201,7 +201,8 @@ def _swap_last(x: np.ndarray) -> np.ndarray:
 
 
 # Multiply-adds from which a 2-D product goes to the matmul kernel: below, waking its threads costs
-# more than it saves, and np.matmul keeps a tiny product on the calling thread anyway.
+# more than it saves, and np.matmul keeps a tiny product on the calling thread anyway (the compiled
+# kernel has the same floor, gemm.MIN_WORK; this one also spares small products the kernel lookup).
 KERNEL_PRODUCT = 1 << 18
 
 
@@ -226,8 +227,7 @@ class MatMul(Function):
         if type(a) is not np.ndarray or type(b) is not np.ndarray:
             a, b = _array(a), _array(b)
         try:
-            # a large 2-D product goes to the matmul kernel (on the kernels' own threads, see gemm.pyx)
-            z = kernels.matmul(a, b) if a.ndim == 2 == b.ndim and a.size * b.shape[-1] >= KERNEL_PRODUCT else np.matmul(a, b)
+            z = _product(a, b)
         except ValueError:
             raise ValueError(_matmul_mismatch(a.shape, b.shape)) from None
         if z.dtype.char == "d":
