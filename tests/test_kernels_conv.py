@@ -1,5 +1,7 @@
 """Convolution kernels: the reference against finite differences and PyTorch, the compiled one against the reference."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -59,16 +61,33 @@ def compare(x, weight, bias, grad, stride, padding, need_input_grad=True, need_b
             assert_close(a, b, f"conv2d_backward {label}", scale * grad.shape[0] * grad.shape[2] * grad.shape[3])
 
 
-@settings(max_examples=60)
+# The compiled convolution's two ways through a batch, whatever its size: whole-batch products (small
+# batches, or no BLAS to call from the kernels' threads), or each thread doing its own images.
+PATHS = [pytest.param(10**9, id="whole batch"), pytest.param(0, id="image by image")]
+
+
+@contextmanager
+def taking(min_images_per_thread: int):
+    saved = compiled.MIN_IMAGES_PER_THREAD
+    compiled.MIN_IMAGES_PER_THREAD = min_images_per_thread
+    try:
+        yield
+    finally:
+        compiled.MIN_IMAGES_PER_THREAD = saved
+
+
+@settings(max_examples=40)
 @given(geometry=conv_geometries(), dtype=st.sampled_from(DTYPES), flags=st.tuples(st.booleans(), st.booleans(), st.booleans()), data=st.data())
-def test_compiled_matches_reference(geometry, dtype, flags, data):
+@pytest.mark.parametrize("path", PATHS)
+def test_compiled_matches_reference(path, geometry, dtype, flags, data):
     x_shape, w_shape, stride, padding = geometry
     with_bias, need_input_grad, need_bias_grad = flags
     x = data.draw(arrays(x_shape, dtype))
     weight = data.draw(arrays(w_shape, dtype))
     bias = data.draw(arrays((w_shape[0],), dtype)) if with_bias else None
     grad = data.draw(arrays(out_shape(x_shape, w_shape, stride, padding), dtype))
-    compare(x, weight, bias, grad, stride, padding, need_input_grad, need_bias_grad)
+    with taking(path):
+        compare(x, weight, bias, grad, stride, padding, need_input_grad, need_bias_grad)
 
 
 @settings(max_examples=40)
@@ -92,6 +111,43 @@ def test_compiled_matches_reference_a_few_images_at_a_time(geometry, dtype, imag
         compiled.COLS_BUDGET_BYTES = budget
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch", [9, 13, 41])
+def test_image_by_image_groups_small_maps_and_matches_the_reference(batch, dtype):
+    """Small output maps are done several images to a task (the last task may hold fewer, and a task of
+    one image reads its output gradient in place); every gradient still matches the reference."""
+    rng = np.random.default_rng(batch)
+    x = laid_out(rng.standard_normal((batch, 5, 6, 6)), dtype, "sliced")
+    weight, bias = rng.standard_normal((7, 5, 3, 3)).astype(dtype), rng.standard_normal(7).astype(dtype)
+    grad = rng.standard_normal((batch, 7, 4, 4)).astype(dtype)
+    group = compiled._task_images(batch, 16)
+    assert group > 1 and batch % group, f"{batch} images in tasks of {group}: no group, or no short last group"
+    compare(x, weight, bias, grad, (1, 1), (0, 0))
+    assert_close(compiled.conv2d_fused_forward(x, weight, bias, (1, 1), (0, 0), relu=True, pool=(2, 2)),
+                 reference.conv2d_fused_forward(x, weight, bias, (1, 1), (0, 0), relu=True, pool=(2, 2)),
+                 "conv2d_fused_forward", 45)
+
+
+def test_a_batch_goes_image_by_image_only_with_a_blas_and_enough_images():
+    from tinytorch._kernels import gemm
+    from tinytorch.core import kernels
+
+    threads = compiled.get_num_threads()
+    assert compiled._task_images(4 * threads, 256) == 1
+    assert compiled._task_images(4 * threads - 1, 256) == 0  # a thread would sit idle part of the time
+    assert compiled._task_images(64, 64) == 4  # four 8x8 maps make a task of 256 output positions
+    gemm.install(None, None, None, None, True)
+    try:
+        assert compiled._task_images(64, 256) == 0
+        rng = np.random.default_rng(6)
+        x, weight = rng.standard_normal((16, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3))
+        compare(x, weight, None, rng.standard_normal((16, 4, 5, 5)), (1, 1), (1, 1))  # np.matmul's products
+    finally:
+        kernels._install_blas()
+    assert gemm.installed()
+
+
+@taking(10**9)  # the whole-batch path, which has a column buffer
 def test_a_large_batch_keeps_the_column_buffer_within_its_budget():
     from tinytorch._kernels import workspace
 
@@ -105,15 +161,17 @@ def test_a_large_batch_keeps_the_column_buffer_within_its_budget():
     workspace.release()
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geometry", EDGE_GEOMETRIES, ids=str)
-def test_compiled_matches_reference_on_edge_geometries(geometry, dtype):
+def test_compiled_matches_reference_on_edge_geometries(path, geometry, dtype):
     x_shape, w_shape, stride, padding = geometry
     rng = np.random.default_rng(1)
     x = laid_out(rng.standard_normal(x_shape), dtype, "sliced")
     weight, bias = rng.standard_normal(w_shape).astype(dtype), rng.standard_normal(w_shape[0]).astype(dtype)
     grad = rng.standard_normal(out_shape(x_shape, w_shape, stride, padding)).astype(dtype)
-    compare(x, weight, bias, grad, stride, padding)
+    with taking(path):
+        compare(x, weight, bias, grad, stride, padding)
 
 
 def test_stride_larger_than_kernel_leaves_unread_inputs_without_gradient():

@@ -1,7 +1,8 @@
 """Matrix products on the kernels' own OpenMP threads, through the BLAS that NumPy loaded.
 
 The ``matmul`` kernel (its reference is ``np.matmul``) does the large products of the Dense layers,
-of ``Tensor @ Tensor`` and of the convolutions. Why not just ``np.matmul``: NumPy's OpenBLAS runs
+of ``Tensor @ Tensor`` and of the convolutions' small batches
+(larger batches call its one-thread BLAS from their own loops, image by image: ``gemm.pxd``). Why not just ``np.matmul``: NumPy's OpenBLAS runs
 a product on a thread pool of its own, so a convolution, which alternates its copy loops (OpenMP's
 threads) with three products, kept three threads busy by turns on two cores: the main thread, an
 OpenMP worker and an OpenBLAS worker. Both pools put their threads to sleep between calls
@@ -59,8 +60,6 @@ cdef extern from *:
 
 cdef enum:
     ROW_MAJOR = 101
-    NO_TRANS = 111
-    TRANS = 112
 
 # CBLAS with 64-bit integers (NumPy's own OpenBLAS) and with 32-bit ones
 ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t,
@@ -111,12 +110,39 @@ cdef inline void _restore(int previous) noexcept nogil:
     _set_local(previous)
 
 
+cdef bint blas_ready() noexcept:
+    return _set_local != NULL
+
+
+cdef void one_thread_blas_begin() noexcept:
+    # Call with the GIL held, before the threads multiply. In NumPy's OpenBLAS the "local" thread
+    # setting is in fact one value for the whole process, so the first product to start sets it and
+    # the last to end puts it back, whichever Python threads run them.
+    global _running, _saved
+    if _running == 0:
+        _saved = _set_local(1)
+    _running += 1
+
+
+cdef void one_thread_blas_end() noexcept:
+    # Call with the GIL held, after the threads are done.
+    global _running
+    _running -= 1
+    if _running == 0:
+        _restore(_saved)
+
+
+cdef void one_thread_blas_worker() noexcept nogil:
+    # Each worker thread sets it too, for builds where the setting is per thread (a worker runs kernels only).
+    _set_local(1)
+
+
 def installed():
     """True when products run on the kernels' threads (``install`` was given a BLAS)."""
     return _set_local != NULL
 
 
-cdef inline void _call(bint single, int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+cdef void blas_gemm(bint single, int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                        const void* a, Py_ssize_t lda, const void* b, Py_ssize_t ldb, double beta,
                        void* c, Py_ssize_t ldc) noexcept nogil:
     if single:
@@ -188,46 +214,38 @@ def matmul(a, b, out=None, accumulate=False):
     if split == 3:
         partials = np.zeros((threads - 1, m, n), dtype=dtype)
         pp = <char*><uintptr_t>partials.ctypes.data
-    # One-thread BLAS calls from here on. In NumPy's OpenBLAS this "local" setting is in fact one
-    # value for the whole process, so the first product to start sets it and the last to end puts
-    # it back, whichever Python threads run them; each worker sets it too, for builds where it is
-    # per thread (a worker runs kernels only).
-    global _running, _saved
-    if _running == 0:
-        _saved = _set_local(1)
-    _running += 1
+    # one-thread BLAS calls from here on, in every thread of the loop
+    one_thread_blas_begin()
     with nogil:
         if split == 0:
-            _call(single, ta, tb, M, N, K, pa, lda, pb, ldb, beta, pc, ldc)
+            blas_gemm(single, ta, tb, M, N, K, pa, lda, pb, ldb, beta, pc, ldc)
         else:
             with parallel(num_threads=threads):
                 t = tinytorch_gemm_thread()
                 team = tinytorch_gemm_team()  # OpenMP may give fewer threads than asked
                 if t > 0:
-                    _set_local(1)
+                    one_thread_blas_worker()
                 if split == 1:
                     # rows of out, and of op(a): row i of a, or column i of the stored matrix if transposed
                     start = M * t // team
                     stop = M * (t + 1) // team
-                    _call(single, ta, tb, stop - start, N, K, pa + (start * item if ta == TRANS else start * lda * item),
+                    blas_gemm(single, ta, tb, stop - start, N, K, pa + (start * item if ta == TRANS else start * lda * item),
                           lda, pb, ldb, beta, pc + start * ldc * item, ldc)
                 elif split == 2:
                     # columns of out, and of op(b): column j of b, or row j of the stored matrix if transposed
                     start = N * t // team
                     stop = N * (t + 1) // team
-                    _call(single, ta, tb, M, stop - start, K, pa, lda, pb + (start * ldb * item if tb == TRANS else start * item),
+                    blas_gemm(single, ta, tb, M, stop - start, K, pa, lda, pb + (start * ldb * item if tb == TRANS else start * item),
                           ldb, beta, pc + start * item, ldc)
                 else:
                     # the summed axis: thread 0 adds into out, the others write a block of partials each
                     start = K * t // team
                     stop = K * (t + 1) // team
-                    _call(single, ta, tb, M, N, stop - start,
+                    blas_gemm(single, ta, tb, M, N, stop - start,
                           pa + (start * lda * item if ta == TRANS else start * item), lda,
                           pb + (start * item if tb == TRANS else start * ldb * item), ldb,
                           beta if t == 0 else 0.0, pc if t == 0 else pp + (t - 1) * block, N)
-    _running -= 1
-    if _running == 0:
-        _restore(_saved)
+    one_thread_blas_end()
     if split == 3:
         out += partials.sum(axis=0)
     return out
