@@ -170,8 +170,8 @@ def test_configurations_and_their_verdicts(recipe):
 
     assert parse("--config=80") == (dict(recipe.CONFIGS["80"][0]), False)
     assert parse("--config=80", "--epochs=3") == (dict(recipe.CONFIGS["80"][0]), False)  # the same value
-    config, changed = parse("--config=90", "--width=64")
-    assert changed and config["width"] == 64 and config["epochs"] == recipe.CONFIGS["90"][0]["epochs"]
+    config, changed = parse("--config=90", "--width=48")
+    assert changed and config["width"] == 48 and config["epochs"] == recipe.CONFIGS["90"][0]["epochs"]
     with pytest.raises(SystemExit, match="unknown --config '95'"):
         parse("--config=95")
     with pytest.raises(SystemExit, match="--tta must be 0, 1 or 2, got 3"):

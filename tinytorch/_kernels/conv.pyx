@@ -46,7 +46,7 @@ from . import gemm
 
 
 cdef enum:
-    FAILED = 1  # a thread could not allocate its padded plane
+    FAILED = 1  # a thread could not allocate its working buffers
 
 # The column buffer of one call holds K = C*KH*KW values for every output position of the batch: for
 # the first 3x3 convolution of a 256-image CIFAR batch at 31x31 and 24 channels, 212 MB. Batches whose
@@ -385,7 +385,8 @@ cdef void _pack_grad(const floating[:, :, ::1] grad_out, floating[:, ::1] packed
 
 def _check(status, kernel, x):
     if status:
-        raise MemoryError(f"{kernel}: could not allocate a padded plane of {x.shape[2:]} per thread")
+        raise MemoryError(f"{kernel}: could not allocate a thread's working buffers for input of shape {x.shape} "
+                          f"(a padded plane, and for a batch done image by image, one image's columns and product)")
 
 
 def _im2col_into(kernel, x, cols, window, stride, padding, out_size):
