@@ -49,6 +49,7 @@ ROWS = [
     ("tinygpt", "attention fwd+bwd B16 H4 T128 D32 causal, tensor API",
      "causal attention fwd+bwd through the Tensor API (vs `F.scaled_dot_product_attention`)"),
     ("op_overhead", "recorded a * b (4x4), per op", "per-op cost: a recorded 4×4 `a * b` (`requires_grad`)"),
+    ("op_overhead_back_to_back", "recorded a * b (4x4), per op", "the same per-op cost, calls back to back"),
     ("op_overhead", "backward, per node (4x4 multiplications)", "per-node cost of backward (a chain of 4×4 multiplications)"),
 ]
 
