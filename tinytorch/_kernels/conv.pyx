@@ -129,6 +129,16 @@ cdef inline void _plane_window_grads(const floating* src, Py_ssize_t ld, floatin
         memcpy(&plane[r * g.w], &padded[(r + g.ph) * wp + g.pw], g.w * sizeof(floating))
 
 
+cdef inline void _group_windows(const floating* images, Py_ssize_t count, Py_ssize_t channels, floating* padded,
+                                floating* cols, Geometry g) noexcept nogil:
+    # The column matrix (K, count*P) of ``count`` consecutive images of ``channels`` planes each:
+    # image i's windows in columns [i*P, (i+1)*P).
+    cdef Py_ssize_t p = g.ho * g.wo, width = count * p, kk = g.kh * g.kw, plane = g.h * g.w, ni, ci
+    for ni in range(count):
+        for ci in range(channels):
+            _plane_windows(images + (ni * channels + ci) * plane, padded, cols + ci * kk * width + ni * p, width, g)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 @cython.cdivision(True)
@@ -259,8 +269,8 @@ cdef int _forward_by_images(const floating[:, :, :, ::1] x, const floating[:, ::
     # product W @ cols (F, group*P) with a one-thread BLAS call, then unpacked into out. Both
     # buffers are the thread's own and stay in its cache.
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], f = filters.shape[0], k = filters.shape[1]
-    cdef Py_ssize_t p = g.ho * g.wo, kk = g.kh * g.kw, hq = out.shape[2], wq = out.shape[3]
-    cdef Py_ssize_t tasks = (n + group - 1) // group, task, first, count, width, ni, ci, fi
+    cdef Py_ssize_t p = g.ho * g.wo, hq = out.shape[2], wq = out.shape[3]
+    cdef Py_ssize_t tasks = (n + group - 1) // group, task, first, count, width, ni, fi
     cdef floating* cols = NULL  # each thread allocates its own buffers in the parallel block
     cdef floating* product = NULL
     cdef floating* padded = NULL
@@ -280,9 +290,7 @@ cdef int _forward_by_images(const floating[:, :, :, ::1] x, const floating[:, ::
                 first = task * group
                 count = min(group, n - first)
                 width = count * p
-                for ni in range(count):
-                    for ci in range(c):
-                        _plane_windows(&x[first + ni, ci, 0, 0], padded, cols + ci * kk * width + ni * p, width, g)
+                _group_windows(&x[first, 0, 0, 0], count, c, padded, cols, g)
                 blas_gemm(single, NO_TRANS, NO_TRANS, f, width, k, &filters[0, 0], k, cols, width, 0.0, product, width)
                 for ni in range(count):
                     for fi in range(f):
@@ -333,9 +341,7 @@ cdef int _backward_by_images(const floating[:, :, :, ::1] x, const floating[:, :
                 first = task * group
                 count = min(group, n - first)
                 width = count * p
-                for ni in range(count):
-                    for ci in range(c):
-                        _plane_windows(&x[first + ni, ci, 0, 0], padded, cols + ci * kk * width + ni * p, width, g)
+                _group_windows(&x[first, 0, 0, 0], count, c, padded, cols, g)
                 if count == 1:
                     grad = &grad_out[first, 0, 0]
                 else:

@@ -1,9 +1,9 @@
 """Matrix products on the kernels' own OpenMP threads, through the BLAS that NumPy loaded.
 
 The ``matmul`` kernel (its reference is ``np.matmul``) does the large products of the Dense layers,
-of ``Tensor @ Tensor`` and of the convolutions' small batches
-(larger batches call its one-thread BLAS from their own loops, image by image: ``gemm.pxd``). Why not just ``np.matmul``: NumPy's OpenBLAS runs
-a product on a thread pool of its own, so a convolution, which alternates its copy loops (OpenMP's
+of ``Tensor @ Tensor`` and of the convolutions' small batches (larger batches call its one-thread
+BLAS from their own loops, image by image: ``gemm.pxd``). Why not just ``np.matmul``: NumPy's
+OpenBLAS runs a product on a thread pool of its own, so a convolution, which alternates its copy loops (OpenMP's
 threads) with three products, kept three threads busy by turns on two cores: the main thread, an
 OpenMP worker and an OpenBLAS worker. Both pools put their threads to sleep between calls
 (``OMP_WAIT_POLICY=PASSIVE``, ``OPENBLAS_THREAD_TIMEOUT``), and after a rest (a notebook cell, a
