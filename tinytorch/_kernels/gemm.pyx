@@ -3,9 +3,9 @@
 The ``matmul`` kernel (its reference is ``np.matmul``) does the large products of the Dense layers,
 of ``Tensor @ Tensor`` and of the convolutions' small batches (larger batches call its one-thread
 BLAS from their own loops, image by image: ``gemm.pxd``). Why not just ``np.matmul``: NumPy's
-OpenBLAS runs a product on a thread pool of its own, so a convolution, which alternates its copy loops (OpenMP's
-threads) with three products, kept three threads busy by turns on two cores: the main thread, an
-OpenMP worker and an OpenBLAS worker. Both pools put their threads to sleep between calls
+OpenBLAS runs a product on a thread pool of its own, so a convolution, which alternates its copy
+loops (OpenMP's threads) with three products, kept three threads busy by turns on two cores: the
+main thread, an OpenMP worker and an OpenBLAS worker. Both pools put their threads to sleep between calls
 (``OMP_WAIT_POLICY=PASSIVE``, ``OPENBLAS_THREAD_TIMEOUT``), and after a rest (a notebook cell, a
 server between requests) Linux wakes a sleeping worker onto the core of the thread that woke it.
 ``perf sched`` showed the main thread and a worker taking turns on one core while the other core
@@ -139,12 +139,12 @@ cdef void one_thread_blas_worker() noexcept nogil:
 
 def installed():
     """True when products run on the kernels' threads (``install`` was given a BLAS)."""
-    return _set_local != NULL
+    return blas_ready()
 
 
 cdef void blas_gemm(bint single, int ta, int tb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                       const void* a, Py_ssize_t lda, const void* b, Py_ssize_t ldb, double beta,
-                       void* c, Py_ssize_t ldc) noexcept nogil:
+                    const void* a, Py_ssize_t lda, const void* b, Py_ssize_t ldb, double beta,
+                    void* c, Py_ssize_t ldc) noexcept nogil:
     if single:
         if _ilp64:
             (<sgemm64_t>_sgemm)(ROW_MAJOR, ta, tb, m, n, k, 1.0, <const float*>a, lda, <const float*>b, ldb,
@@ -230,21 +230,21 @@ def matmul(a, b, out=None, accumulate=False):
                     start = M * t // team
                     stop = M * (t + 1) // team
                     blas_gemm(single, ta, tb, stop - start, N, K, pa + (start * item if ta == TRANS else start * lda * item),
-                          lda, pb, ldb, beta, pc + start * ldc * item, ldc)
+                              lda, pb, ldb, beta, pc + start * ldc * item, ldc)
                 elif split == 2:
                     # columns of out, and of op(b): column j of b, or row j of the stored matrix if transposed
                     start = N * t // team
                     stop = N * (t + 1) // team
                     blas_gemm(single, ta, tb, M, stop - start, K, pa, lda, pb + (start * ldb * item if tb == TRANS else start * item),
-                          ldb, beta, pc + start * item, ldc)
+                              ldb, beta, pc + start * item, ldc)
                 else:
                     # the summed axis: thread 0 adds into out, the others write a block of partials each
                     start = K * t // team
                     stop = K * (t + 1) // team
                     blas_gemm(single, ta, tb, M, N, stop - start,
-                          pa + (start * lda * item if ta == TRANS else start * item), lda,
-                          pb + (start * item if tb == TRANS else start * ldb * item), ldb,
-                          beta if t == 0 else 0.0, pc if t == 0 else pp + (t - 1) * block, N)
+                              pa + (start * lda * item if ta == TRANS else start * item), lda,
+                              pb + (start * item if tb == TRANS else start * ldb * item), ldb,
+                              beta if t == 0 else 0.0, pc if t == 0 else pp + (t - 1) * block, N)
     one_thread_blas_end()
     if split == 3:
         out += partials.sum(axis=0)
