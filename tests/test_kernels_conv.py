@@ -61,19 +61,22 @@ def compare(x, weight, bias, grad, stride, padding, need_input_grad=True, need_b
             assert_close(a, b, f"conv2d_backward {label}", scale * grad.shape[0] * grad.shape[2] * grad.shape[3])
 
 
-# The compiled convolution's two ways through a batch, whatever its size: whole-batch products (small
-# batches, or no BLAS to call from the kernels' threads), or each thread doing its own images.
-PATHS = [pytest.param(10**9, id="whole batch"), pytest.param(0, id="image by image")]
+# The compiled convolution's ways through a batch, whatever its size: whole-batch products (small
+# batches, or no BLAS to call from the kernels' threads), or each thread doing its own images, with
+# 3x3 stride-1 convolutions through Winograd's tiles or, like every other, through the windows.
+PATHS = [pytest.param((10**9, True), id="whole batch"), pytest.param((0, True), id="image by image"),
+         pytest.param((0, False), id="image by image, no Winograd")]
 
 
 @contextmanager
-def taking(min_images_per_thread: int):
-    saved = compiled.MIN_IMAGES_PER_THREAD
-    compiled.MIN_IMAGES_PER_THREAD = min_images_per_thread
+def taking(path: tuple[int, bool]):
+    """Run the compiled convolution with MIN_IMAGES_PER_THREAD and WINOGRAD set to ``path``."""
+    saved = compiled.MIN_IMAGES_PER_THREAD, compiled.WINOGRAD
+    compiled.MIN_IMAGES_PER_THREAD, compiled.WINOGRAD = path
     try:
         yield
     finally:
-        compiled.MIN_IMAGES_PER_THREAD = saved
+        compiled.MIN_IMAGES_PER_THREAD, compiled.WINOGRAD = saved
 
 
 @settings(max_examples=40)
@@ -147,7 +150,7 @@ def test_a_batch_goes_image_by_image_only_with_a_blas_and_enough_images():
     assert gemm.installed()
 
 
-@taking(10**9)  # the whole-batch path, which has a column buffer
+@taking((10**9, True))  # the whole-batch path, which has a column buffer
 def test_a_large_batch_keeps_the_column_buffer_within_its_budget():
     from tinytorch._kernels import workspace
 
@@ -172,6 +175,62 @@ def test_compiled_matches_reference_on_edge_geometries(path, geometry, dtype):
     grad = rng.standard_normal(out_shape(x_shape, w_shape, stride, padding)).astype(dtype)
     with taking(path):
         compare(x, weight, bias, grad, stride, padding)
+
+
+@st.composite
+def winograd_geometries(draw):
+    """3x3 stride-1 convolutions that go through Winograd's tiles: odd and even sides from 4, which
+    leave the last 2x2 block of outputs overhanging or not, padding 0 to 2, batches that make
+    tasks of one or several images."""
+    n, c, f = draw(st.integers(1, 9)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h, w = draw(st.integers(6 if ph == 0 else 4, 11)), draw(st.integers(6 if pw == 0 else 4, 11))
+    return (n, c, h, w), (f, c, 3, 3), (1, 1), (ph, pw)
+
+
+@settings(max_examples=60)
+@given(geometry=winograd_geometries(), dtype=st.sampled_from(DTYPES), flags=st.tuples(st.booleans(), st.booleans(), st.booleans()), data=st.data())
+def test_winograd_matches_reference(geometry, dtype, flags, data):
+    x_shape, w_shape, stride, padding = geometry
+    with_bias, need_input_grad, need_bias_grad = flags
+    x = data.draw(arrays(x_shape, dtype))
+    weight = data.draw(arrays(w_shape, dtype))
+    bias = data.draw(arrays((w_shape[0],), dtype)) if with_bias else None
+    out = out_shape(x_shape, w_shape, stride, padding)
+    grad = data.draw(arrays(out, dtype))
+    assert compiled._by_tiles(x, weight, stride, padding, out[2:])
+    with taking((0, True)):
+        compare(x, weight, bias, grad, stride, padding, need_input_grad, need_bias_grad)
+        pool = (2, 2) if min(out[2:]) >= 2 else (1, 1)
+        assert_close(compiled.conv2d_fused_forward(x, weight, bias, stride, padding, relu=True, pool=pool),
+                     reference.conv2d_fused_forward(x, weight, bias, stride, padding, relu=True, pool=pool),
+                     "conv2d_fused_forward", w_shape[1] * 9)
+
+
+def test_winograd_takes_3x3_stride_1_convolutions_of_planes_from_4_pixels():
+    x, weight = np.zeros((2, 3, 15, 15)), np.zeros((4, 3, 3, 3))
+    assert compiled._by_tiles(x, weight, (1, 1), (1, 1), (15, 15))
+    assert compiled._by_tiles(x, weight, (1, 1), (0, 0), (13, 13))
+    assert not compiled._by_tiles(x, weight, (2, 2), (1, 1), (8, 8))  # strided
+    assert not compiled._by_tiles(x, np.zeros((4, 3, 5, 5)), (1, 1), (2, 2), (15, 15))  # not 3x3
+    assert not compiled._by_tiles(x[..., :3, :3], weight, (1, 1), (1, 1), (3, 3))  # a 3x3 map: 4x4 of tiles
+    assert not compiled._by_tiles(x, weight, (1, 1), (3, 3), (19, 19))  # its input gradient would need padding -1
+    compiled.WINOGRAD = False
+    try:
+        assert not compiled._by_tiles(x, weight, (1, 1), (1, 1), (15, 15))
+    finally:
+        compiled.WINOGRAD = True
+
+
+def test_winograd_filter_transform_is_g_g_gt():
+    rng = np.random.default_rng(7)
+    weight = rng.standard_normal((3, 2, 3, 3))
+    g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+    u = compiled._winograd_filters(weight)
+    assert u.shape == (16, 2, 3)
+    for fi in range(3):
+        for ci in range(2):
+            np.testing.assert_allclose(u[:, ci, fi].reshape(4, 4), g @ weight[fi, ci] @ g.T, rtol=1e-15, atol=1e-15)
 
 
 def test_stride_larger_than_kernel_leaves_unread_inputs_without_gradient():
