@@ -21,7 +21,8 @@ BLAS_FLOOR = "blas floor"  # label of the conv cases' matrix products alone
 
 NOTES = f"""'{BLAS_FLOOR}' is a convolution's three matrix products alone (forward, weight gradient, input
 gradient) on NumPy's BLAS, shaped as an im2col convolution shapes them: no im2col convolution on this BLAS
-can be faster; only an algorithm with fewer multiplications (Winograd's, for 3x3 kernels) can."""
+can be faster; only an algorithm with fewer multiplications can, as the compiled kernel's Winograd
+transform for 3x3 stride-1 convolutions does."""
 
 
 def kernel_case(name: str, factory: str, params: dict, targets: tuple[Target, ...] = (), **extra: Impl) -> Case:

@@ -19,6 +19,12 @@
 # every patch; A^T . A of M's tiles gives the output. B^T and A^T hold only 0 and +-1, so the
 # transforms are additions, done a tile at a time for all channels at once (winograd_tiles.h) on a
 # channels-last copy of each image; the products are one-thread BLAS calls, like the windows'.
+#
+# The backward needs no other algorithm. The input gradient is a convolution too: the output
+# gradient's, by the filters flipped and with filters and channels swapped (padding 2 - p for
+# padding p). The filters' gradient follows from the chain rule through the same formula: with
+# Z = A g A^T of every 2x2 block g of the output gradient, dU[xi] (C, F) = V[xi]^T @ Z[xi] summed
+# over the tiles, and the filters' gradient is G^T dU G (conv.pyx, in NumPy).
 # The transforms are exact in real arithmetic; in floating point they round differently from the
 # direct sum, by a few units in the last place of the operands' magnitudes.
 
