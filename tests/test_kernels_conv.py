@@ -226,11 +226,18 @@ def test_winograd_filter_transform_is_g_g_gt():
     rng = np.random.default_rng(7)
     weight = rng.standard_normal((3, 2, 3, 3))
     g = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-    u = compiled._winograd_filters(weight)
-    assert u.shape == (16, 2, 3)
+    u, flipped = compiled._winograd_filters(weight), compiled._winograd_filters(weight, flipped=True)
+    assert u.shape == (16, 2, 3) and flipped.shape == (16, 3, 2)
     for fi in range(3):
         for ci in range(2):
-            np.testing.assert_allclose(u[:, ci, fi].reshape(4, 4), g @ weight[fi, ci] @ g.T, rtol=1e-15, atol=1e-15)
+            np.testing.assert_allclose(u[:, ci, fi].reshape(4, 4), g @ weight[fi, ci] @ g.T, rtol=1e-14, atol=1e-14)
+            np.testing.assert_allclose(flipped[:, fi, ci].reshape(4, 4), g @ weight[fi, ci, ::-1, ::-1] @ g.T,
+                                       rtol=1e-14, atol=1e-14)
+    # the filters' gradient is the adjoint: <du, U(w)> = <G^T du G, w>, the parts summed
+    du_parts = rng.standard_normal((2, 16, 2, 3))
+    lhs = np.sum(du_parts.sum(axis=0) * u)
+    rhs = np.sum(compiled._winograd_filter_grads(du_parts) * weight)
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-13)
 
 
 def test_stride_larger_than_kernel_leaves_unread_inputs_without_gradient():

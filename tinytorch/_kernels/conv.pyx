@@ -529,32 +529,89 @@ def _tiles(out_size):
     return ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)
 
 
-def _winograd_filters(weight):
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _filter_tiles(const floating[:, :, :, ::1] weight, bint flipped, floating[:, :, ::1] u) noexcept:
+    # u[xi, ci, fi] = (G g G^T)[xi // 4, xi % 4] of every kernel g = weight[fi, ci]; with ``flipped``,
+    # u[xi, fi, ci] of g = weight[fi, ci] turned by 180 degrees: the input gradient's filters, whose
+    # channels are the forward's filters. In double, rounded once at the end.
+    cdef Py_ssize_t f = weight.shape[0], c = weight.shape[1], fi, ci, i, j, a, b
+    cdef double g[3][3]
+    cdef double t[4][3]
+    cdef double v[4][4]
+    with nogil:
+        for fi in range(f):
+            for ci in range(c):
+                for i in range(3):
+                    for j in range(3):
+                        g[i][j] = weight[fi, ci, 2 - i, 2 - j] if flipped else weight[fi, ci, i, j]
+                for j in range(3):  # G g
+                    t[0][j] = g[0][j]
+                    t[1][j] = 0.5 * (g[0][j] + g[1][j] + g[2][j])
+                    t[2][j] = 0.5 * (g[0][j] - g[1][j] + g[2][j])
+                    t[3][j] = g[2][j]
+                for a in range(4):  # ... times G^T
+                    v[a][0] = t[a][0]
+                    v[a][1] = 0.5 * (t[a][0] + t[a][1] + t[a][2])
+                    v[a][2] = 0.5 * (t[a][0] - t[a][1] + t[a][2])
+                    v[a][3] = t[a][2]
+                for a in range(4):
+                    for b in range(4):
+                        if flipped:
+                            u[4 * a + b, fi, ci] = <floating>v[a][b]
+                        else:
+                            u[4 * a + b, ci, fi] = <floating>v[a][b]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _filter_grads(const floating[:, :, :, ::1] du_parts, floating[:, :, :, ::1] grad_weight) noexcept:
+    # grad_weight[fi, ci] = G^T d G, d[a, b] the sum over the threads' parts of du_parts[:, 4a + b, ci, fi]:
+    # the adjoint of _filter_tiles (unflipped). In double, rounded once at the end.
+    cdef Py_ssize_t parts = du_parts.shape[0], c = du_parts.shape[2], f = du_parts.shape[3], fi, ci, i, a, b, q
+    cdef double d[4][4]
+    cdef double t[3][4]
+    with nogil:
+        for ci in range(c):
+            for fi in range(f):
+                for a in range(4):
+                    for b in range(4):
+                        d[a][b] = 0
+                        for q in range(parts):
+                            d[a][b] += du_parts[q, 4 * a + b, ci, fi]
+                for b in range(4):  # G^T d
+                    t[0][b] = d[0][b] + 0.5 * (d[1][b] + d[2][b])
+                    t[1][b] = 0.5 * (d[1][b] - d[2][b])
+                    t[2][b] = 0.5 * (d[1][b] + d[2][b]) + d[3][b]
+                for i in range(3):  # ... times G
+                    grad_weight[fi, ci, i, 0] = <floating>(t[i][0] + 0.5 * (t[i][1] + t[i][2]))
+                    grad_weight[fi, ci, i, 1] = <floating>(0.5 * (t[i][1] - t[i][2]))
+                    grad_weight[fi, ci, i, 2] = <floating>(0.5 * (t[i][1] + t[i][2]) + t[i][3])
+
+
+def _winograd_filters(weight, flipped=False):
     """G g G^T of every 3x3 kernel g of weight (F, C, 3, 3), as the (16, C, F) right matrices of
-    winograd.pxd's products. Elementwise, in float64 and then rounded to the weight's type: a BLAS
-    call here would wake BLAS's own threads, which then spin beside the kernels' threads."""
+    winograd.pxd's products; with ``flipped``, the (16, F, C) ones of the input gradient's
+    convolution, whose kernels are g turned by 180 degrees."""
     f, c = weight.shape[:2]
-    g = weight.astype(np.float64)
-
-    def rows(a, axis):  # G a along ``axis`` (of length 3 -> 4)
-        a0, a1, a2 = (np.take(a, i, axis=axis) for i in range(3))
-        return np.stack([a0, 0.5 * (a0 + a1 + a2), 0.5 * (a0 - a1 + a2), a2], axis=axis)
-
-    u = rows(rows(g, 2), 3)  # (F, C, 4, 4)
-    return np.ascontiguousarray(u.transpose(2, 3, 1, 0).reshape(16, c, f), dtype=weight.dtype)
+    u = np.empty((16, f, c) if flipped else (16, c, f), dtype=weight.dtype)
+    if weight.dtype == np.float32:
+        _filter_tiles[float](weight, flipped, u)
+    else:
+        _filter_tiles[double](weight, flipped, u)
+    return u
 
 
-def _winograd_filter_grads(du, dtype):
-    """The filters' gradient (F, C, 3, 3) from that of their transforms du (16, C, F): G^T du G of
-    each 4x4 block (the adjoint of _winograd_filters), elementwise in float64 like it."""
-    c, f = du.shape[1:]
-
-    def rows(a, axis):  # G^T a along ``axis`` (of length 4 -> 3)
-        a0, a1, a2, a3 = (np.take(a, i, axis=axis) for i in range(4))
-        return np.stack([a0 + 0.5 * (a1 + a2), 0.5 * (a1 - a2), 0.5 * (a1 + a2) + a3], axis=axis)
-
-    grads = rows(rows(du.astype(np.float64).reshape(4, 4, c, f), 0), 1)  # (3, 3, C, F)
-    return np.ascontiguousarray(grads.transpose(3, 2, 0, 1), dtype=dtype)
+def _winograd_filter_grads(du_parts):
+    """The filters' gradient (F, C, 3, 3) from the threads' parts (T, 16, C, F) of the gradient of
+    their transforms: G^T du G of each 4x4 block of their sum (the adjoint of _winograd_filters)."""
+    _, _, c, f = du_parts.shape
+    grad_weight = np.empty((f, c, 3, 3), dtype=du_parts.dtype)
+    if du_parts.dtype == np.float32:
+        _filter_grads[float](du_parts, grad_weight)
+    else:
+        _filter_grads[double](du_parts, grad_weight)
+    return grad_weight
 
 
 def _covers_input(x, weight, padding):
@@ -658,8 +715,7 @@ def _backward_by_tiles_into(x, weight, grad_out, padding, out_size, group, grad_
     want_input = grad_x is not None
     target = grad_x if want_input else np.empty((0, 0, 0, 0), x.dtype)
     # the input gradient's filters: each one's kernel flipped, filters and channels swapped
-    tiled = (_winograd_filters(weight.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]) if want_input
-             else np.empty((0, 0, 0), x.dtype))
+    tiled = _winograd_filters(weight, flipped=True) if want_input else np.empty((0, 0, 0), x.dtype)
     one_thread_blas_begin()
     try:
         if x.dtype == np.float32:
@@ -673,7 +729,7 @@ def _backward_by_tiles_into(x, weight, grad_out, padding, out_size, group, grad_
     _check(status, "conv2d_backward", x)
     if grad_bias is not None:
         grad_bias[:] = bias_parts.sum(axis=0)
-    return grad_x, _winograd_filter_grads(du_parts.sum(axis=0), weight.dtype), grad_bias
+    return grad_x, _winograd_filter_grads(du_parts), grad_bias
 
 
 def _backward_by_images_into(x, weight, grad_out, stride, padding, out_size, group, grad_x, grad_bias):
