@@ -44,7 +44,10 @@ def _peak_range(record: dict, op: str) -> str:
               if r["name"] in (op, f"{op}Backward")]  # fmt: skip
     if not shares:
         raise SystemExit(f"readme_table: the profiler record has no matrix products of {op}")
-    return f"{min(shares):.0f}–{max(shares):.0f} %"
+    text = f"{min(shares):.0f}–{max(shares):.0f} %"
+    if max(shares) > 100:  # Winograd's transform: fewer multiplications than the FLOPs counted
+        text += " (above 100 %: the 3x3 convolutions go through Winograd's transform, 2.25 times fewer multiplications than counted)"
+    return text
 
 
 def table(record: dict) -> str:

@@ -181,8 +181,9 @@ def test_compiled_matches_reference_on_edge_geometries(path, geometry, dtype):
 def winograd_geometries(draw):
     """3x3 stride-1 convolutions that go through Winograd's tiles: odd and even sides from 4, which
     leave the last 2x2 block of outputs overhanging or not, padding 0 to 2, batches that make
-    tasks of one or several images."""
-    n, c, f = draw(st.integers(1, 9)), draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    tasks of one or several images, any number of filters."""
+    least = compiled.WINOGRAD_MIN_CHANNELS
+    n, c, f = draw(st.integers(1, 9)), draw(st.integers(least, least + 3)), draw(st.integers(1, 5))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     h, w = draw(st.integers(6 if ph == 0 else 4, 11)), draw(st.integers(6 if pw == 0 else 4, 11))
     return (n, c, h, w), (f, c, 3, 3), (1, 1), (ph, pw)
@@ -207,12 +208,13 @@ def test_winograd_matches_reference(geometry, dtype, flags, data):
                      "conv2d_fused_forward", w_shape[1] * 9)
 
 
-def test_winograd_takes_3x3_stride_1_convolutions_of_planes_from_4_pixels():
-    x, weight = np.zeros((2, 3, 15, 15)), np.zeros((4, 3, 3, 3))
+def test_winograd_takes_3x3_stride_1_convolutions_of_planes_from_4_pixels_and_8_channels():
+    assert not compiled._by_tiles(np.zeros((2, 3, 15, 15)), np.zeros((4, 3, 3, 3)), (1, 1), (1, 1), (15, 15))
+    x, weight = np.zeros((2, 8, 15, 15)), np.zeros((4, 8, 3, 3))
     assert compiled._by_tiles(x, weight, (1, 1), (1, 1), (15, 15))
     assert compiled._by_tiles(x, weight, (1, 1), (0, 0), (13, 13))
     assert not compiled._by_tiles(x, weight, (2, 2), (1, 1), (8, 8))  # strided
-    assert not compiled._by_tiles(x, np.zeros((4, 3, 5, 5)), (1, 1), (2, 2), (15, 15))  # not 3x3
+    assert not compiled._by_tiles(x, np.zeros((4, 8, 5, 5)), (1, 1), (2, 2), (15, 15))  # not 3x3
     assert not compiled._by_tiles(x[..., :3, :3], weight, (1, 1), (1, 1), (3, 3))  # a 3x3 map: 4x4 of tiles
     assert not compiled._by_tiles(x, weight, (1, 1), (3, 3), (19, 19))  # its input gradient would need padding -1
     compiled.WINOGRAD = False

@@ -19,8 +19,8 @@ where the whole batch's columns (19 MB) went out to memory and back at every ste
 32->64 channel 16x16 convolution (batch 64, forward and backward, each side in its own process, 7
 rounds): 23.7 -> 19.0 ms on the first call after a pause, 23.1 -> 17.5 ms back to back.
 
-On that path, a 3x3 stride-1 convolution (every one of the CIFAR networks') whose planes are at
-least WINOGRAD_MIN_SIDE pixels a side goes through Winograd's F(2x2, 3x3) instead (winograd.pxd):
+On that path, a 3x3 stride-1 convolution (most of the CIFAR networks') whose planes are at least
+WINOGRAD_MIN_SIDE pixels a side, with at least WINOGRAD_MIN_CHANNELS input channels, goes through Winograd's F(2x2, 3x3) instead (winograd.pxd):
 each task's images are cut into 4x4 tiles and transformed, and 16 products over the channels
 replace the windows' product, with 16 multiplications per 2x2 block of outputs where the windows
 take 36. The backward does the same for the input gradient (the output gradient convolved by the
@@ -74,10 +74,13 @@ MIN_IMAGES_PER_THREAD = 4
 MIN_TASK_COLUMNS = 256
 
 # On the image-by-image path, 3x3 stride-1 convolutions whose input and output planes are at least
-# this many pixels a side go through Winograd's F(2x2, 3x3) (winograd.pxd): the forward product and
-# the input gradient. WINOGRAD = False keeps every convolution on the windows' products.
+# WINOGRAD_MIN_SIDE pixels a side, with at least WINOGRAD_MIN_CHANNELS input channels, go through
+# Winograd's F(2x2, 3x3) (winograd.pxd), forward and backward. Smaller planes waste most of a tile
+# (a 3x3 plane: no faster); fewer channels make products too thin (3 channels at 32x32: twice as slow
+# as the windows, 8: a little faster, 16: 1.7x). WINOGRAD = False keeps every convolution on the windows.
 WINOGRAD = True
 WINOGRAD_MIN_SIDE = 4
+WINOGRAD_MIN_CHANNELS = 8
 
 
 cdef struct Geometry:
@@ -521,7 +524,7 @@ def _task_images(n, positions):
 def _by_tiles(x, weight, stride, padding, out_size):
     """Whether the image-by-image path takes this convolution through Winograd's tiles."""
     return (WINOGRAD and weight.shape[2:] == (3, 3) and stride == (1, 1) and max(padding) <= 2
-            and min(*x.shape[2:], *out_size) >= WINOGRAD_MIN_SIDE)
+            and min(*x.shape[2:], *out_size) >= WINOGRAD_MIN_SIDE and x.shape[1] >= WINOGRAD_MIN_CHANNELS)
 
 
 def _tiles(out_size):
