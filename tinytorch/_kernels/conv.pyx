@@ -20,10 +20,10 @@ where the whole batch's columns (19 MB) went out to memory and back at every ste
 rounds): 23.7 -> 19.0 ms on the first call after a pause, 23.1 -> 17.5 ms back to back.
 
 On that path, a 3x3 stride-1 convolution (most of the CIFAR networks') whose planes are at least
-WINOGRAD_MIN_SIDE pixels a side, with at least WINOGRAD_MIN_CHANNELS input channels, goes through Winograd's F(2x2, 3x3) instead (winograd.pxd):
-each task's images are cut into 4x4 tiles and transformed, and 16 products over the channels
-replace the windows' product, with 16 multiplications per 2x2 block of outputs where the windows
-take 36. The backward does the same for the input gradient (the output gradient convolved by the
+WINOGRAD_MIN_SIDE pixels a side, with at least WINOGRAD_MIN_CHANNELS input channels, goes through
+Winograd's F(2x2, 3x3) instead (winograd.pxd): each task's images are cut into 4x4 tiles and
+transformed, and 16 products over the channels replace the windows' product, with 16
+multiplications per 2x2 block of outputs where the windows take 36. The backward does the same for the input gradient (the output gradient convolved by the
 flipped filters) and, with the adjoint transforms, for the filters' gradient. Measured on the
 airbench network's layers (float32, batch 512, two threads; both ways in one process, alternating,
 median of 3 rounds): forward 1.15x (24->64 channels at 31x31) to 1.68x (128->128 at 7x7) faster
@@ -500,7 +500,8 @@ cdef void _pack_grad(const floating[:, :, ::1] grad_out, floating[:, ::1] packed
 def _check(status, kernel, x):
     if status:
         raise MemoryError(f"{kernel}: could not allocate a thread's working buffers for input of shape {x.shape} "
-                          f"(a padded plane, and for a batch done image by image, one image's columns and product)")
+                          f"(a padded plane, and for a batch done image by image, a task's columns or Winograd tiles "
+                          f"and its product)")
 
 
 def _im2col_into(kernel, x, cols, window, stride, padding, out_size):
