@@ -53,10 +53,14 @@ def _kernels(backend: str, *names: str) -> tuple[Callable, ...]:
 
 
 # -- kernels ----------------------------------------------------------------------------------------
-def conv2d(backend: str, c_in: int, c_out: int, side: int) -> Run:
-    """3x3 convolution, padding 1: forward, then the backward's three gradients."""
+def conv2d(backend: str, c_in: int, c_out: int, side: int, batch: int = specs.BATCH, winograd: bool = True) -> Run:
+    """3x3 convolution, padding 1: forward, then the backward's three gradients. ``winograd=False``
+    keeps the compiled kernel on the windows' products (``conv.WINOGRAD``) in this worker process."""
+    from tinytorch._kernels import conv
+
+    conv.WINOGRAD = winograd
     forward, backward = _kernels(backend, "conv2d_forward", "conv2d_backward")
-    a = specs.conv_inputs(c_in, c_out, side)
+    a = specs.conv_inputs(c_in, c_out, side, batch)
 
     def run():
         forward(a["x"], a["weight"], a["bias"], (1, 1), (1, 1))

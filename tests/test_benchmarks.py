@@ -37,7 +37,7 @@ def test_no_benchmark_module_imports_both_frameworks():
     both = [p.name for p in BENCHMARKS.glob("*.py") if {"torch", "tinytorch"} <= imported_modules(p)]
     assert both == []
     # the orchestrator and the worker import neither, so a worker holds only the framework it times
-    for name in ("harness.py", "worker.py", "specs.py", "kernels.py", "training_step.py", "same_process.py"):
+    for name in ("harness.py", "worker.py", "specs.py", "kernels.py", "training_step.py", "same_process.py", "winograd.py"):
         assert not {"torch", "tinytorch"} & imported_modules(BENCHMARKS / name), name
 
 
@@ -160,3 +160,20 @@ def test_time_limit_judges_the_median_per_unit_of_work(tmp_path):
     result = json.loads((tmp_path / "limit.json").read_text())["results"][0]
     assert result["targets"] == [{"of": "tinytorch", "at_most_seconds": 3e-6, "per": 1000, "what": "op", "met": False}]
     assert readme_table._target(result["targets"][0], result) == "≤ 3 µs per op: missed, 3.1 µs"
+
+
+def test_winograd_benchmark_times_the_same_kernel_both_ways():
+    """Its two sides differ only in the switch, and the factory sets it in the worker that runs it."""
+    from benchmarks import tinytorch_side, winograd
+    from tinytorch._kernels import conv
+
+    for case in winograd.CASES:
+        on, off = case.impls["compiled"], case.impls["windows"]
+        assert on.target == off.target and off.kwargs == {**on.kwargs, "winograd": False}
+    try:
+        for switch in (False, True):
+            run = tinytorch_side.conv2d("compiled", 8, 4, 6, batch=8, winograd=switch)
+            assert conv.WINOGRAD is switch
+            run()
+    finally:
+        conv.WINOGRAD = True

@@ -25,10 +25,10 @@ Winograd's F(2x2, 3x3) instead (winograd.pxd): each task's images are cut into 4
 transformed, and 16 products over the channels replace the windows' product, with 16
 multiplications per 2x2 block of outputs where the windows take 36. The backward does the same for the input gradient (the output gradient convolved by the
 flipped filters) and, with the adjoint transforms, for the filters' gradient. Measured on the
-airbench network's layers (float32, batch 512, two threads; both ways in one process, alternating,
-median of 3 rounds): forward 1.15x (24->64 channels at 31x31) to 1.68x (128->128 at 7x7) faster
-than the windows', backward (input and filter gradients) 1.38x to 1.95x; on 3x3 planes, where a
-2x2 block overhangs by more than half, no faster, so they keep the windows.
+airbench network's 3x3 layers at batch 512 (forward and backward, each way in its own process,
+`python -m benchmarks.winograd`, results/winograd.md): 1.33x (24->64 channels at 31x31) to 1.67x
+(128->128 at 7x7) faster than the windows'; on 3x3 planes, where a 2x2 block overhangs by more than
+half, no faster, so they keep the windows.
 
 Smaller batches, which would leave a thread idle, and a process without a BLAS to call from the
 threads, take the whole batch at once: ``cols`` (K, N*P) and three large products on the matmul
@@ -50,7 +50,7 @@ from libc.string cimport memcpy, memset
 
 from .gemm cimport NO_TRANS, TRANS, blas_gemm, blas_ready, one_thread_blas_begin, one_thread_blas_end, one_thread_blas_worker
 from .loops cimport sum_of
-from .winograd cimport tiled_plane, winograd_conv, winograd_filter_grads
+from .winograd cimport tile_count, tiled_plane, winograd_conv, winograd_filter_grads
 from .contracts import channel_vector, conv2d_fused_inputs, conv2d_inputs, float_input, same_shape
 from .workspace import scratch
 from .parallel import get_num_threads
@@ -304,7 +304,7 @@ cdef int _forward_by_images(const floating[:, :, :, ::1] x, const floating[:, ::
     # stay in its cache.
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], f = filters.shape[0], k = filters.shape[1]
     cdef Py_ssize_t p = g.ho * g.wo, hq = out.shape[2], wq = out.shape[3]
-    cdef Py_ssize_t tiles = ((g.ho + 1) // 2) * ((g.wo + 1) // 2)
+    cdef Py_ssize_t tiles = tile_count(g.ho, g.wo)
     cdef Py_ssize_t tasks = (n + group - 1) // group, task, first, count, width, ni, fi
     cdef floating* cols = NULL  # each thread allocates its own buffers in the parallel block
     cdef floating* product = NULL
@@ -423,7 +423,7 @@ cdef int _backward_by_tiles(const floating[:, :, :, ::1] x, const floating[:, :,
     # into the filters' gradient), and, when asked, the input gradient: the output gradient
     # convolved by the flipped, transposed filters, whose transform ``tiled`` (16, F, C) holds.
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], f = grad_out.shape[1], p = g.ho * g.wo
-    cdef Py_ssize_t tiles = ((g.ho + 1) // 2) * ((g.wo + 1) // 2), input_tiles = ((g.h + 1) // 2) * ((g.w + 1) // 2)
+    cdef Py_ssize_t tiles = tile_count(g.ho, g.wo), input_tiles = tile_count(g.h, g.w)
     cdef Py_ssize_t tasks = (n + group - 1) // group, task, first, count, ni, fi
     cdef int t
     cdef floating* padded = NULL  # each thread allocates its own buffers in the parallel block
@@ -530,7 +530,7 @@ def _by_tiles(x, weight, stride, padding, out_size):
 
 def _tiles(out_size):
     """The 2x2 output blocks of Winograd's F(2x2, 3x3) that cover an (Ho, Wo) plane."""
-    return ((out_size[0] + 1) // 2) * ((out_size[1] + 1) // 2)
+    return tile_count(out_size[0], out_size[1])
 
 
 @cython.boundscheck(False)

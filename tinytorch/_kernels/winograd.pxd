@@ -77,6 +77,11 @@ cdef inline void _channels_first(const floating* y, Py_ssize_t filters, Py_ssize
                 dst[col] = src[col * filters]
 
 
+cdef inline Py_ssize_t tile_count(Py_ssize_t ho, Py_ssize_t wo) noexcept nogil:
+    # The 2x2 output blocks that cover an ho x wo plane (those on an odd edge overhang it).
+    return ((ho + 1) // 2) * ((wo + 1) // 2)
+
+
 cdef inline Py_ssize_t tiled_plane(Py_ssize_t ho, Py_ssize_t wo, Py_ssize_t channels, Py_ssize_t filters) noexcept nogil:
     # The values of winograd_conv's ``padded`` for an ho x wo output plane: an input image,
     # channels-last and zero-padded to (2 th + 2) x (2 tw + 2), then its output tiles, (2 th) x (2 tw) x filters.
@@ -166,7 +171,7 @@ cdef inline void winograd_filter_grads(bint single, const floating* images, cons
     # U = G g G^T, which the caller turns into the filters' own, G^T du G. Buffers: padded as
     # winograd_conv's, grad_padded (2 th) x (2 tw) x filters values zeroed once by the caller, v
     # 16 x count*th*tw x channels, z 16 x count*th*tw x filters.
-    cdef Py_ssize_t ho = h + 2 * ph - 2, wo = w + 2 * pw - 2, ld = count * ((ho + 1) // 2) * ((wo + 1) // 2), xi
+    cdef Py_ssize_t ho = h + 2 * ph - 2, wo = w + 2 * pw - 2, ld = count * tile_count(ho, wo), xi
     input_tiles(images, count, channels, channels * h * w, h * w, h, w, ph, pw, padded, v)
     gradient_tiles(grads, count, filters, filters * ho * wo, ho * wo, ho, wo, grad_padded, z)
     for xi in range(16):
