@@ -53,7 +53,7 @@ def run(config_name: str, c: dict, seed: int, limit: int | None) -> dict:
     cut = round(len(text) * 0.9)
     train_data, val_data = tokenizer.encode(text[:cut]), tokenizer.encode(text[cut:])
     shape = dict(vocab_size=tokenizer.vocab_size, d_model=c["width"], num_heads=c["heads"], num_layers=c["layers"],
-                 max_length=c["block_size"], dropout=c["dropout"], bias=ex.BIAS)
+                 max_length=c["block_size"], dropout=c["dropout"], bias=c["bias"], tie_weights=c["tie_weights"])
     ours = TinyGPT(**shape)  # drawn exactly as the example draws it, then copied into PyTorch
     model = TorchGPT(**shape)
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.state_dict().items()})
@@ -97,7 +97,7 @@ def run(config_name: str, c: dict, seed: int, limit: int | None) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, ex.CLIP_NORM)
         optimizer.step()
-    return {"config": config_name, "settings": c, "seed": seed, "bias": ex.BIAS, "limit": limit,
+    return {"config": config_name, "settings": c, "seed": seed, "limit": limit,
             "history": history, "val_loss_exact": exact(val_data, c["block_size"]), "torch": torch.__version__}
 
 

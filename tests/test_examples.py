@@ -101,6 +101,47 @@ def test_tinygpt_example_judges_a_full_run_against_its_target(monkeypatch):
     sys.modules.pop("train_tinygpt", None)
 
 
+def test_tinygpt_example_layout_options(monkeypatch):
+    """--bias and --tie-weights choose the model's layout; the configurations keep biases and an untied head."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    module = importlib.import_module("train_tinygpt")
+    from docopt import docopt
+
+    def settings(*argv):
+        return module.settings(docopt(module.__doc__, argv=list(argv)))
+
+    assert all(c["bias"] is True and c["tie_weights"] is False for c in module.CONFIGS.values())
+    nanogpt_layout = settings("--bias=no", "--tie-weights=YES")
+    assert nanogpt_layout["bias"] is False and nanogpt_layout["tie_weights"] is True
+    assert settings("--bias=0", "--tie-weights=false")["bias"] is False
+    with pytest.raises(SystemExit, match="--tie-weights takes yes or no, got 'maybe'"):
+        settings("--tie-weights=maybe")
+    sys.modules.pop("train_tinygpt", None)
+
+
+def test_tinygpt_layouts_trains_every_layout_and_records_the_losses(fixture_data):
+    """examples/tinygpt_layouts.py runs the example once per layout and seed; its table holds each run's
+    exact validation loss, the figure the example itself reports for the same options."""
+    layouts = importlib.import_module("tinygpt_layouts")
+    module = importlib.import_module("train_tinygpt")
+    tiny = "--iters=3 --batch-size=2 --block-size=8 --layers=1 --heads=2 --width=8 --eval-interval=3 --eval-iters=1"
+    out = fixture_data / "layouts.md"
+    losses = layouts.main(["--seeds=5", f"--train-options={tiny}", f"--out={out}"])
+    assert list(losses) == list(layouts.LAYOUTS) and all(len(v) == 1 for v in losses.values())
+    assert len(set(v[0] for v in losses.values())) == 4  # four different models
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fixture is a trusted local copy: the data module warns so
+        direct = module.main([*tiny.split(), "--seed=5", "--bias=no", "--tie-weights=yes", "--sample-chars=1",
+                              f"--out={fixture_data / 'direct'}", f"--save={fixture_data / 'direct.npz'}", "--quiet"])
+    nanogpt = losses["nanoGPT (no biases, tied head)"][0]
+    assert nanogpt == pytest.approx(direct["val_loss"], rel=1e-6)
+    report = out.read_text()
+    assert f"| nanoGPT (no biases, tied head) | {nanogpt:.4f} | **{nanogpt:.4f}** |" in report
+    assert "'--train-options=--iters=3 --batch-size=2" in report and "seed 5" in report
+    sys.modules.pop("train_tinygpt", None)
+    sys.modules.pop("tinygpt_layouts", None)
+
+
 def test_pytorch_replica_of_the_tinygpt_recipe_tracks_the_example(fixture_data):
     """examples/tinygpt_pytorch_replica.py, the oracle for the example's loss figure, trains the same model from
     the same weights on the same batches: after a few steps both frameworks' losses agree to rounding."""
