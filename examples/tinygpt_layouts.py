@@ -36,14 +36,20 @@ import numpy as np
 from docopt import docopt
 
 from reporting import _machine, write_atomically
+from train_tinygpt import LAYOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS = {  # name: (biases, tied head)
     "nanoGPT (no biases, tied head)": (False, True),
     "GPT-2 (biases, tied head)": (True, True),
     "no biases, untied head": (False, False),
-    "biases, untied head (the example's)": (True, False),
+    "biases, untied head": (True, False),
 }
+
+
+def label(name: str) -> str:
+    """The layout's name in the record, marked when it is the one train_tinygpt.py's configurations use."""
+    return f"{name} (the example's)" if LAYOUTS[name] == (LAYOUT["bias"], LAYOUT["tie_weights"]) else name
 
 
 def train(config: str, bias: bool, tie: bool, seed: int, extra: list[str], scratch: Path, threads: int) -> float:
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         "| layout | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | range |",
         "|---|" + "---|" * (len(seeds) + 2),
-        *[f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) +
+        *[f"| {label(name)} | " + " | ".join(f"{v:.4f}" for v in values) +
           f" | **{np.mean(values):.4f}** | {min(values):.4f}–{max(values):.4f} |" for name, values in losses.items()],
         "",
     ]

@@ -138,6 +138,7 @@ def test_tinygpt_layouts_trains_every_layout_and_records_the_losses(fixture_data
     report = out.read_text()
     assert f"| nanoGPT (no biases, tied head) | {nanogpt:.4f} | **{nanogpt:.4f}** |" in report
     assert "'--train-options=--iters=3 --batch-size=2" in report and "seed 5" in report
+    assert report.count("(the example's)") == 1 and "| biases, untied head (the example's) |" in report
     sys.modules.pop("train_tinygpt", None)
     sys.modules.pop("tinygpt_layouts", None)
 
