@@ -36,7 +36,7 @@ import numpy as np
 from docopt import docopt
 
 from reporting import _machine, write_atomically
-from train_tinygpt import LAYOUT
+from train_tinygpt import CONFIGS, LAYOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS = {  # name: (biases, tied head)
@@ -55,9 +55,8 @@ def label(name: str) -> str:
 def train(config: str, bias: bool, tie: bool, seed: int, extra: list[str], scratch: Path, threads: int) -> float:
     """One run of examples/train_tinygpt.py in a process of its own; its exact validation loss."""
     tag = f"{int(bias)}{int(tie)}_{seed}"
-    yes_no = {True: "yes", False: "no"}
     command = [sys.executable, str(ROOT / "examples" / "train_tinygpt.py"), f"--config={config}", f"--seed={seed}",
-               f"--bias={yes_no[bias]}", f"--tie-weights={yes_no[tie]}", *extra, "--quiet", "--sample-chars=1",
+               f"--bias={'yes' if bias else 'no'}", f"--tie-weights={'yes' if tie else 'no'}", *extra, "--quiet", "--sample-chars=1",
                f"--out={scratch / tag}", f"--save={scratch / (tag + '.npz')}"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads)}
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -66,8 +65,14 @@ def train(config: str, bias: bool, tie: bool, seed: int, extra: list[str], scrat
 
 def main(argv: list[str] | None = None) -> dict:
     args = docopt(__doc__, argv=argv)
-    config, jobs = args["--config"], int(args["--jobs"])
-    seeds = [int(s) for s in args["--seeds"].split(",")]
+    config, jobs, seeds = args["--config"], args["--jobs"], args["--seeds"].split(",")
+    if config not in CONFIGS:  # checked here, not by each of the runs it would start
+        raise SystemExit(f"tinygpt_layouts.py: unknown --config {config!r}; choose one of {', '.join(CONFIGS)}")
+    if not jobs.isdigit() or int(jobs) < 1:
+        raise SystemExit(f"tinygpt_layouts.py: --jobs takes a positive whole number, got {jobs!r}")
+    if not all(s.strip().isdigit() for s in seeds):
+        raise SystemExit(f"tinygpt_layouts.py: --seeds takes whole numbers separated by commas, got {args['--seeds']!r}")
+    jobs, seeds = int(jobs), [int(s) for s in seeds]
     extra = shlex.split(args["--train-options"] or "")
     out = Path(args["--out"] or ROOT / "examples" / "results" / "tinygpt_layouts.md")
     threads = max(1, (os.cpu_count() or 1) // jobs)

@@ -143,6 +143,20 @@ def test_tinygpt_layouts_trains_every_layout_and_records_the_losses(fixture_data
     sys.modules.pop("tinygpt_layouts", None)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--config=huge"], "unknown --config 'huge'; choose one of nanogpt, long"),
+    (["--jobs=0"], "--jobs takes a positive whole number, got '0'"),
+    (["--seeds=1,two"], "--seeds takes whole numbers separated by commas, got '1,two'"),
+])
+def test_tinygpt_layouts_rejects_bad_options_before_training(argv, message, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    layouts = importlib.import_module("tinygpt_layouts")
+    with pytest.raises(SystemExit, match=message):
+        layouts.main(argv)
+    sys.modules.pop("tinygpt_layouts", None)
+    sys.modules.pop("train_tinygpt", None)
+
+
 def test_pytorch_replica_of_the_tinygpt_recipe_tracks_the_example(fixture_data):
     """examples/tinygpt_pytorch_replica.py, the oracle for the example's loss figure, trains the same model from
     the same weights on the same batches: after a few steps both frameworks' losses agree to rounding."""
